@@ -1,0 +1,183 @@
+//! Wiring only: build metrics, readiness, the authenticator and the proxy from
+//! a validated config, then serve the proxy and admin listeners until the
+//! shutdown future completes, and drain within the configured time.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::admin::AdminService;
+use crate::auth::Authenticator;
+use crate::config::{Config, Limits, ShutdownConfig};
+use crate::metrics::Metrics;
+use crate::proxy::Proxy;
+use crate::proxy::forward::Upstream;
+use crate::readiness::Readiness;
+use crate::route::RoutePolicy;
+use crate::server::{self, Listener};
+
+/// The already-bound sockets `run` serves; tests bind port 0.
+pub struct Listeners {
+    /// The public proxy port.
+    pub proxy: TcpListener,
+    /// The admin port (metrics, health).
+    pub admin: TcpListener,
+}
+
+impl Listeners {
+    /// Binds the addresses named in `config`.
+    pub async fn bind(config: &Config) -> Result<Listeners, RunError> {
+        Ok(Listeners {
+            proxy: bind(config.listen).await?,
+            admin: bind(config.admin.listen).await?,
+        })
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, RunError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| RunError::Bind { addr, source })
+}
+
+/// Why the app could not be built or served.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A listener address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The TLS certificate and key do not form a usable pair.
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+    /// A metric could not be registered (a bug: names collide).
+    #[error("metrics registry: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+/// A built, not yet serving, tokengate.
+pub struct App {
+    proxy: Arc<Proxy>,
+    metrics: Arc<Metrics>,
+    readiness: Readiness,
+    tls: Option<TlsAcceptor>,
+    limits: Limits,
+    shutdown: ShutdownConfig,
+}
+
+impl App {
+    /// Builds every component; binds nothing. `check-config` stops here.
+    pub fn new(config: Config) -> Result<App, RunError> {
+        crate::install_crypto_providers();
+        let metrics = Arc::new(Metrics::new(prometheus::Registry::new())?);
+        let tls = config.tls.as_ref().map(crate::tls::acceptor).transpose()?;
+        let readiness = Readiness::new();
+        let sources = config.auth.sources.clone();
+        let identity = config.auth.identity.clone();
+        let realm = config.auth.realm.clone();
+        let proxy = Proxy::new(
+            RoutePolicy::new(config.routes),
+            Authenticator::new(config.auth, config.limits.max_token_bytes),
+            &sources,
+            identity,
+            Upstream::new(&config.upstream),
+            metrics.clone(),
+            realm,
+        );
+        Ok(App {
+            proxy: Arc::new(proxy),
+            metrics,
+            readiness,
+            tls,
+            limits: config.limits,
+            shutdown: config.shutdown,
+        })
+    }
+
+    /// The readiness shared with `/readyz`.
+    pub fn readiness(&self) -> Readiness {
+        self.readiness.clone()
+    }
+
+    /// The metrics shared with `/metrics`.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// Serves until `shutdown` completes; then `/readyz` turns 503, the proxy
+    /// keeps accepting for `shutdown.delay`, stops accepting, and drains for
+    /// at most `shutdown.drain_timeout`. The admin listener outlives the drain.
+    pub async fn run(self, listeners: Listeners, shutdown: impl Future<Output = ()> + Send) -> Result<(), RunError> {
+        let App {
+            proxy,
+            metrics,
+            readiness,
+            tls,
+            limits,
+            shutdown: shutdown_config,
+        } = self;
+        let addr = |l: &TcpListener| l.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string());
+        tracing::info!(
+            proxy = %addr(&listeners.proxy),
+            admin = %addr(&listeners.admin),
+            tls = tls.is_some(),
+            "tokengate listening"
+        );
+
+        let admin_service = AdminService::new(metrics.clone(), readiness.clone());
+        let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+        let admin = tokio::spawn(server::serve(
+            Listener {
+                socket: listeners.admin,
+                tls: None,
+                limits: limits.clone(),
+                new_service: move |_, _| admin_service.clone(),
+                drain_timeout: std::time::Duration::from_secs(1),
+                connections: None,
+            },
+            async {
+                let _ = admin_stopped.await;
+            },
+        ));
+
+        let draining = readiness.clone();
+        let delay = shutdown_config.delay;
+        let drained = server::serve(
+            Listener {
+                socket: listeners.proxy,
+                tls,
+                limits,
+                new_service: move |peer, tls| proxy.service(peer, tls),
+                drain_timeout: shutdown_config.drain_timeout,
+                connections: Some(metrics.connections_open.clone()),
+            },
+            async move {
+                shutdown.await;
+                draining.set_draining();
+                tracing::info!(delay = ?delay, "shutdown requested; /readyz now 503");
+                tokio::time::sleep(delay).await;
+            },
+        )
+        .await;
+        tracing::info!(aborted = drained.aborted, "proxy drained");
+        let _ = stop_admin.send(());
+        let _ = admin.await;
+        Ok(())
+    }
+}
+
+/// Builds and serves `config` on `listeners` until `shutdown` completes.
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), RunError> {
+    App::new(config)?.run(listeners, shutdown).await
+}

@@ -1,0 +1,354 @@
+//! The command line: `run` (default), `check-config`, `token mint`, `demo`.
+//! Exit codes: 0 success, 64 invalid configuration, 1 any other failure.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::app::{self, App, Listeners};
+use crate::auth::unix_now;
+use crate::config::{Config, ConfigError, parse_duration};
+use crate::mint::{MintOptions, mint};
+
+/// Exit code for a configuration that does not validate (as linkerd does).
+pub const EXIT_CONFIG: u8 = 64;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tokengate",
+    version,
+    about = "Sidecar authentication reverse proxy: verifies JWTs and forwards authorized traffic"
+)]
+struct Cli {
+    /// Configuration file; without it, the embedded development config.
+    #[arg(long, short, env = "TOKENGATE_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, env = "TOKENGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+    /// Worker threads (default: one per core).
+    #[arg(long, env = "TOKENGATE_THREADS", global = true)]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve (the default when no command is given).
+    Run,
+    /// Validate a configuration file, listing every problem; serves nothing.
+    CheckConfig {
+        /// The file to check (default: --config).
+        file: Option<PathBuf>,
+    },
+    /// Development tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Proxy + built-in echo app + memory backend, with curl lines to try.
+    Demo {
+        /// Proxy address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Admin address.
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        admin_listen: SocketAddr,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TokenCommand {
+    /// Print a token signed with a configured key (secret or private_key_file).
+    Mint {
+        /// `sub` claim.
+        #[arg(long)]
+        sub: String,
+        /// Lifetime, e.g. 5m or 1h.
+        #[arg(long, default_value = "5m", value_parser = parse_duration)]
+        ttl: Duration,
+        /// `scope` claim, space-separated.
+        #[arg(long)]
+        scope: Option<String>,
+        /// Extra claim NAME=VALUE (a string), repeatable.
+        #[arg(long = "claim", value_parser = parse_claim)]
+        claims: Vec<(String, String)>,
+        /// Sign with this key id.
+        #[arg(long)]
+        kid: Option<String>,
+    },
+}
+
+fn parse_claim(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("`{s}` is not NAME=VALUE")),
+    }
+}
+
+/// Parses arguments, runs the command, and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Some(n) = cli.threads {
+        runtime.worker_threads(n.max(1));
+    }
+    let runtime = match runtime.build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tokengate: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config_path = cli.config.clone();
+    runtime.block_on(async move {
+        match cli.command.unwrap_or(Command::Run) {
+            Command::Run => run(config_path.as_deref()).await,
+            Command::CheckConfig { file } => check_config(file.as_deref().or(config_path.as_deref())),
+            Command::Token {
+                command:
+                    TokenCommand::Mint {
+                        sub,
+                        ttl,
+                        scope,
+                        claims,
+                        kid,
+                    },
+            } => token_mint(
+                config_path.as_deref(),
+                MintOptions {
+                    subject: sub,
+                    ttl,
+                    expires_at: None,
+                    scope,
+                    claims: claims.into_iter().map(|(k, v)| (k, v.into())).collect(),
+                    kid,
+                },
+            ),
+            Command::Demo { listen, admin_listen } => demo(listen, admin_listen).await,
+        }
+    })
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TOKENGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+    match path {
+        Some(p) => Config::load(p),
+        None => {
+            tracing::warn!(
+                "no --config given: running the embedded DEVELOPMENT config (public HS256 secret); never deploy it"
+            );
+            Config::embedded_dev()
+        }
+    }
+}
+
+fn config_failure(e: &ConfigError) -> ExitCode {
+    eprintln!("tokengate: invalid configuration\n{e}");
+    ExitCode::from(EXIT_CONFIG)
+}
+
+async fn run(path: Option<&Path>) -> ExitCode {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(e) => return config_failure(&e),
+    };
+    let origin = config.origin.clone();
+    let listeners = match Listeners::bind(&config).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(config = %origin, version = env!("CARGO_PKG_VERSION"), "starting");
+    let shutdown = async {
+        let signal = crate::signal::shutdown().await;
+        tracing::info!(signal, "shutdown signal received");
+    };
+    match app::run(config, listeners, shutdown).await {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_config(path: Option<&Path>) -> ExitCode {
+    let Some(path) = path else {
+        eprintln!("tokengate check-config: give a FILE (or --config FILE)");
+        return ExitCode::from(2);
+    };
+    let config = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => return config_failure(&e),
+    };
+    let summary = format!(
+        "{}: OK (listen {}, admin {}, {} issuer(s), {} key(s), {} route(s), tls {})",
+        config.origin,
+        config.listen,
+        config.admin.listen,
+        config.auth.issuers.len(),
+        config.auth.issuers.iter().map(|i| i.keys.len()).sum::<usize>(),
+        config.routes.len(),
+        if config.tls.is_some() { "on" } else { "off" },
+    );
+    // Building the app catches what only assembly can (a TLS key that does
+    // not match its certificate) without binding anything.
+    match App::new(config) {
+        Ok(_) => {
+            println!("{summary}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tokengate: invalid configuration\n{}: {e}", path.display());
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+fn token_mint(path: Option<&Path>, options: MintOptions) -> ExitCode {
+    crate::install_crypto_providers();
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(e) => return config_failure(&e),
+    };
+    match mint(&config.auth, &options, unix_now()) {
+        Ok(token) => {
+            println!("{token}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tokengate token mint: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn demo(listen: SocketAddr, admin_listen: SocketAddr) -> ExitCode {
+    crate::install_crypto_providers();
+    let mut config = match Config::embedded_dev() {
+        Ok(c) => c,
+        Err(e) => return config_failure(&e),
+    };
+    let echo = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("tokengate demo: cannot start the echo app: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let echo_addr = echo.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    tokio::spawn(crate::echo::serve(echo));
+    match echo_addr.parse() {
+        Ok(a) => config.upstream.authority = a,
+        Err(e) => {
+            eprintln!("tokengate demo: echo address {echo_addr}: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    config.listen = listen;
+    config.admin.listen = admin_listen;
+
+    let now = unix_now();
+    let user = MintOptions {
+        subject: "alice".into(),
+        ttl: Duration::from_secs(3600),
+        scope: Some("read".into()),
+        claims: vec![
+            ("email".into(), "alice@example.com".into()),
+            ("role".into(), "user".into()),
+        ],
+        ..MintOptions::default()
+    };
+    let admin = MintOptions {
+        subject: "bob".into(),
+        scope: Some("read admin".into()),
+        claims: vec![("role".into(), "admin".into())],
+        ..user.clone()
+    };
+    let expired = MintOptions {
+        expires_at: Some(now - 3600),
+        claims: vec![("iat".into(), (now - 7200).into())],
+        ..user.clone()
+    };
+    let tokens = [&user, &admin, &expired].map(|o| mint(&config.auth, o, now));
+    let [Ok(user_token), Ok(admin_token), Ok(expired_token)] = tokens else {
+        eprintln!("tokengate demo: cannot mint demo tokens");
+        return ExitCode::FAILURE;
+    };
+
+    let listeners = match Listeners::bind(&config).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("tokengate demo: {e} (pick other ports with --listen / --admin-listen)");
+            return ExitCode::FAILURE;
+        }
+    };
+    let p = listeners.proxy.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let a = listeners.admin.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    println!(
+        r#"tokengate demo: proxy http://{p}  admin http://{a}  echo app http://{echo_addr}
+Paste these into another terminal (Ctrl-C here stops the demo):
+
+# 1. allowed: 200, the echo app shows the X-Auth-* headers tokengate added
+curl -s http://{p}/hello -H 'Authorization: Bearer {user_token}'
+
+# 2. no token: 401 with WWW-Authenticate: Bearer realm="tokengate"
+curl -si http://{p}/hello
+
+# 3. expired token: 401, error_description="token expired"
+curl -si http://{p}/hello -H 'Authorization: Bearer {expired_token}'
+
+# 4. valid token without the admin scope on /admin/: 403 insufficient_scope
+curl -si http://{p}/admin/panel -H 'Authorization: Bearer {user_token}'
+
+# 5. admin token on /admin/: 200
+curl -s http://{p}/admin/panel -H 'Authorization: Bearer {admin_token}'
+
+# 6. public route, spoofed identity header: 200, and X-Auth-Subject is gone
+curl -s http://{p}/public/info -H 'X-Auth-Subject: root'
+
+# 7. what happened, by reason
+curl -s http://{a}/metrics | grep '^tokengate_requests_total'
+"#
+    );
+    let shutdown = async {
+        crate::signal::shutdown().await;
+    };
+    match app::run(config, listeners, shutdown).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tokengate demo: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,375 @@
+//! Configuration: the YAML shape of design.md, parsed into raw types that
+//! reject unknown fields, then validated into the typed [`Config`] that the
+//! rest of the crate reads. Validation collects every problem with its field
+//! path and line; it reads the files the config names (keys, certificates) and
+//! does nothing else.
+
+mod duration;
+mod raw;
+mod validate;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::HeaderName;
+use http::uri::Authority;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+pub use duration::{format_duration, parse_duration};
+
+/// The development configuration compiled into the binary (`config/dev.yaml`).
+pub const EMBEDDED_DEV_CONFIG: &str = include_str!("../../config/dev.yaml");
+/// File name of the development HMAC secret that the embedded config names.
+pub const EMBEDDED_DEV_SECRET_NAME: &str = "dev-hs256-secret.DEVELOPMENT-ONLY.txt";
+const EMBEDDED_DEV_SECRET: &[u8] = include_bytes!("../../config/dev-hs256-secret.DEVELOPMENT-ONLY.txt");
+
+/// A validated configuration: every value here has been checked.
+pub struct Config {
+    /// Where the proxy listener binds (the pod's public port).
+    pub listen: SocketAddr,
+    /// The app behind the proxy.
+    pub upstream: UpstreamConfig,
+    /// Inbound TLS; `None` serves plain HTTP (h1 and h2c).
+    pub tls: Option<TlsConfig>,
+    /// The admin listener (metrics, health), kept off the proxy port.
+    pub admin: AdminConfig,
+    /// Bounds that stop slow or greedy clients from pinning resources.
+    pub limits: Limits,
+    /// How SIGTERM drains.
+    pub shutdown: ShutdownConfig,
+    /// Token sources, issuers and keys, identity headers.
+    pub auth: AuthConfig,
+    /// Ordered route rules; the first match wins, no match means token required.
+    pub routes: Vec<Route>,
+    /// Where revocations come from and what happens when that source is stale.
+    pub revocation: RevocationConfig,
+    /// Human-readable origin of this config (a path, or "embedded dev config").
+    pub origin: String,
+}
+
+/// The upstream app and how we talk to it.
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    /// `host:port` of the app; plain HTTP/1.1 (the app shares the pod).
+    pub authority: Authority,
+    /// A refused or hung connect becomes a 502 after this long.
+    pub connect_timeout: Duration,
+    /// Time allowed until the upstream's response headers arrive; then 504.
+    pub request_timeout: Duration,
+    /// Pooled keep-alive connections are closed after this much idleness.
+    pub pool_idle_timeout: Duration,
+    /// Idle pooled connections kept per upstream.
+    pub pool_max_idle: usize,
+}
+
+/// Inbound TLS material, parsed at load so a bad file fails before any bind.
+pub struct TlsConfig {
+    /// The certificate chain, leaf first.
+    pub certs: Vec<CertificateDer<'static>>,
+    /// The private key of the leaf certificate.
+    pub key: PrivateKeyDer<'static>,
+}
+
+/// The admin listener.
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    /// Where `/metrics`, `/healthz` and `/readyz` are served.
+    pub listen: SocketAddr,
+}
+
+/// Resource limits on the proxy listener.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest request head (HTTP/1 read buffer, HTTP/2 header list).
+    pub max_header_bytes: usize,
+    /// Longest token accepted; longer ones are refused before any decoding.
+    pub max_token_bytes: usize,
+    /// Time a client has to send a complete request head. hyper starts this
+    /// timer whenever an HTTP/1 connection waits for a request, so it is also
+    /// the keep-alive idle limit for HTTP/1.
+    pub header_read_timeout: Duration,
+    /// A connection with no new request for this long is closed gracefully.
+    pub idle_timeout: Duration,
+    /// Time a client has to finish the TLS handshake.
+    pub tls_handshake_timeout: Duration,
+    /// Connections served at once; further clients wait in the accept queue.
+    pub max_connections: usize,
+    /// HTTP/2 streams per connection.
+    pub max_concurrent_streams: u32,
+}
+
+/// Graceful shutdown.
+#[derive(Debug, Clone)]
+pub struct ShutdownConfig {
+    /// After SIGTERM, keep accepting for this long with `/readyz` at 503, so
+    /// load balancers stop sending before the port closes.
+    pub delay: Duration,
+    /// In-flight requests get this long to finish; then connections are cut.
+    pub drain_timeout: Duration,
+}
+
+/// Token verification settings.
+pub struct AuthConfig {
+    /// Clock skew tolerated on `exp` and `nbf`.
+    pub leeway: Duration,
+    /// The `realm` in `WWW-Authenticate`.
+    pub realm: String,
+    /// Where tokens are looked for, in order; the first source that has one wins.
+    pub sources: Vec<TokenSource>,
+    /// Trusted issuers, each with its own keys and audiences.
+    pub issuers: Vec<Issuer>,
+    /// Headers injected into forwarded requests (and always stripped from inbound ones).
+    pub identity: IdentityHeaders,
+}
+
+/// One place a token may be carried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSource {
+    /// `Authorization: Bearer <token>` (RFC 6750 §2.1).
+    Bearer,
+    /// Another header whose whole value is the token.
+    Header(HeaderName),
+    /// A cookie with this name.
+    Cookie(String),
+    /// A query parameter with this name (RFC 6750 §2.3); removed before forwarding.
+    Query(String),
+}
+
+/// A trusted issuer.
+pub struct Issuer {
+    /// Exact `iss` value that selects this issuer.
+    pub issuer: String,
+    /// Accepted `aud` values; empty means `aud` is not checked for this issuer.
+    pub audiences: Vec<String>,
+    /// Verification keys; a token's `kid` picks one (or the only one).
+    pub keys: Vec<Key>,
+}
+
+/// One verification key with its pinned algorithm.
+pub struct Key {
+    /// The `kid` tokens name; optional only when the issuer has one key.
+    pub kid: Option<String>,
+    /// The only algorithm this key verifies; the token's `alg` must equal it.
+    pub algorithm: Algorithm,
+    /// Material for verification.
+    pub verify: DecodingKey,
+    /// Material for `token mint` and the demo (secret or private key), if given.
+    pub sign: Option<EncodingKey>,
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Key material never reaches a log line.
+        f.debug_struct("Key")
+            .field("kid", &self.kid)
+            .field("algorithm", &self.algorithm)
+            .field("can_sign", &self.sign.is_some())
+            .finish()
+    }
+}
+
+/// Identity headers injected into authorized requests.
+#[derive(Debug, Clone, Default)]
+pub struct IdentityHeaders {
+    /// Header carrying `sub`.
+    pub subject: Option<HeaderName>,
+    /// (claim name, header) pairs.
+    pub claims: Vec<(String, HeaderName)>,
+}
+
+impl IdentityHeaders {
+    /// Every header name the proxy injects, so inbound copies can be stripped.
+    pub fn names(&self) -> impl Iterator<Item = &HeaderName> {
+        self.subject.iter().chain(self.claims.iter().map(|(_, h)| h))
+    }
+}
+
+/// One route rule.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// Which normalised paths the rule covers.
+    pub matcher: PathMatch,
+    /// Methods the rule covers; `None` covers all.
+    pub methods: Option<Vec<http::Method>>,
+    /// What a request must carry.
+    pub access: Access,
+}
+
+/// How a route matches a normalised path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathMatch {
+    /// The path equals this.
+    Exact(String),
+    /// Segment-aware prefix: `/api` matches `/api` and `/api/...` but not
+    /// `/apix`; a prefix ending in `/` matches paths that start with it.
+    Prefix(String),
+}
+
+/// What a route requires.
+#[derive(Debug, Clone)]
+pub enum Access {
+    /// No token needed; none is inspected.
+    Public,
+    /// A valid token meeting these requirements (empty means any valid token).
+    Token(Requirements),
+}
+
+/// Claims a token must carry on a route (403 when unmet).
+#[derive(Debug, Clone, Default)]
+pub struct Requirements {
+    /// Every one of these must appear in `scope` (space-separated) or `scp`.
+    pub scopes: Vec<String>,
+    /// Each claim must equal the value, or be an array containing it.
+    pub claims: Vec<(String, serde_json::Value)>,
+}
+
+/// Revocation source and staleness policy.
+#[derive(Debug, Clone)]
+pub struct RevocationConfig {
+    /// Where revocations are kept.
+    pub backend: RevocationBackend,
+    /// Age of the mirror after which `on_stale` applies.
+    pub max_staleness: Duration,
+    /// What to do once the mirror is older than `max_staleness`.
+    pub on_stale: OnStale,
+}
+
+/// Revocation backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RevocationBackend {
+    /// In-process only: one instance, never stale.
+    Memory,
+}
+
+/// Policy once the revocation mirror is stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnStale {
+    /// Keep serving from the last known state.
+    FailOpen,
+    /// Answer 503 until the mirror is current again.
+    FailClosed,
+}
+
+/// One validation problem, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted field path, e.g. `auth.issuers[0].keys[1].algorithm`.
+    pub path: String,
+    /// Line in the YAML source, when the parser recorded one.
+    pub line: Option<u64>,
+    /// What is wrong and, where possible, how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{} (line {line}): {}", self.path, self.message),
+            None => write!(f, "{}: {}", self.path, self.message),
+        }
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file itself could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The config path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Not YAML, or YAML of the wrong shape (unknown field, wrong type).
+    #[error("{origin}: {message}")]
+    Parse {
+        /// Where the text came from.
+        origin: String,
+        /// The parser's message, with line, column and a snippet.
+        message: String,
+    },
+    /// Well-formed YAML with invalid values: every problem found.
+    #[error("{origin}: {} problem(s):\n{}", problems.len(), list(problems))]
+    Invalid {
+        /// Where the text came from.
+        origin: String,
+        /// Every problem, in document order.
+        problems: Vec<Problem>,
+    },
+}
+
+fn list(problems: &[Problem]) -> String {
+    problems.iter().map(|p| format!("  - {p}\n")).collect()
+}
+
+/// Where relative file paths in a config are read from.
+#[derive(Debug, Clone, Copy)]
+pub enum FileBase<'a> {
+    /// Relative to this directory (the config file's own directory).
+    Dir(&'a Path),
+    /// The embedded dev config: only the embedded dev secret exists.
+    Embedded,
+}
+
+impl FileBase<'_> {
+    /// Reads `name`, resolving relative paths against this base.
+    pub fn read(&self, name: &str) -> std::io::Result<Vec<u8>> {
+        match self {
+            FileBase::Dir(dir) => std::fs::read(dir.join(name)),
+            FileBase::Embedded if name == EMBEDDED_DEV_SECRET_NAME => Ok(EMBEDDED_DEV_SECRET.to_vec()),
+            FileBase::Embedded => Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "the embedded config can only name embedded files",
+            )),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates the file at `path`; relative paths inside it are
+    /// resolved against the file's directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        Self::from_yaml_str(&text, FileBase::Dir(dir), &path.display().to_string())
+    }
+
+    /// The development configuration compiled into the binary.
+    pub fn embedded_dev() -> Result<Config, ConfigError> {
+        Self::from_yaml_str(EMBEDDED_DEV_CONFIG, FileBase::Embedded, "embedded dev config")
+    }
+
+    /// Parses and validates YAML text; `origin` names it in errors.
+    pub fn from_yaml_str(text: &str, files: FileBase<'_>, origin: &str) -> Result<Config, ConfigError> {
+        let raw: raw::RawConfig = serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse {
+            origin: origin.to_owned(),
+            message: e.to_string(),
+        })?;
+        validate::validate(raw, files)
+            .map_err(|problems| ConfigError::Invalid {
+                origin: origin.to_owned(),
+                problems,
+            })
+            .map(|mut config| {
+                config.origin = origin.to_owned();
+                config
+            })
+    }
+
+    /// The issuer whose `iss` equals `iss`.
+    pub fn issuer(&self, iss: &str) -> Option<&Issuer> {
+        self.auth.issuers.iter().find(|i| i.issuer == iss)
+    }
+}

@@ -1,0 +1,144 @@
+//! The YAML shape exactly as operators write it. Every struct rejects unknown
+//! fields; every scalar that validation may complain about is `Spanned` so the
+//! complaint can name its line.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+/// A scalar with the line it was written on.
+pub(super) type S<T> = Spanned<T>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    pub(super) listen: Option<S<String>>,
+    pub(super) upstream: RawUpstream,
+    pub(super) tls: Option<RawTls>,
+    pub(super) admin: Option<RawAdmin>,
+    pub(super) limits: Option<RawLimits>,
+    pub(super) shutdown: Option<RawShutdown>,
+    pub(super) auth: RawAuth,
+    #[serde(default)]
+    pub(super) routes: Vec<RawRoute>,
+    pub(super) revocation: Option<RawRevocation>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawUpstream {
+    pub(super) url: S<String>,
+    pub(super) connect_timeout: Option<S<String>>,
+    pub(super) request_timeout: Option<S<String>>,
+    pub(super) pool_idle_timeout: Option<S<String>>,
+    pub(super) pool_max_idle: Option<S<u64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTls {
+    pub(super) cert_file: S<String>,
+    pub(super) key_file: S<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAdmin {
+    pub(super) listen: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLimits {
+    pub(super) max_header_bytes: Option<S<u64>>,
+    pub(super) max_token_bytes: Option<S<u64>>,
+    pub(super) header_read_timeout: Option<S<String>>,
+    pub(super) idle_timeout: Option<S<String>>,
+    pub(super) tls_handshake_timeout: Option<S<String>>,
+    pub(super) max_connections: Option<S<u64>>,
+    pub(super) max_concurrent_streams: Option<S<u64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawShutdown {
+    pub(super) delay: Option<S<String>>,
+    pub(super) drain_timeout: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAuth {
+    pub(super) leeway: Option<S<String>>,
+    pub(super) realm: Option<S<String>>,
+    pub(super) sources: Option<Vec<RawSource>>,
+    #[serde(default)]
+    pub(super) issuers: Vec<RawIssuer>,
+    pub(super) identity_headers: Option<RawIdentityHeaders>,
+}
+
+/// One of `header:`, `cookie:` or `query:`; validation insists on exactly one.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSource {
+    pub(super) header: Option<S<String>>,
+    pub(super) cookie: Option<S<String>>,
+    pub(super) query: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawIssuer {
+    pub(super) issuer: S<String>,
+    #[serde(default)]
+    pub(super) audiences: Vec<S<String>>,
+    #[serde(default)]
+    pub(super) keys: Vec<RawKey>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawKey {
+    pub(super) kid: Option<S<String>>,
+    pub(super) algorithm: S<String>,
+    pub(super) secret_file: Option<S<String>>,
+    pub(super) secret_env: Option<S<String>>,
+    pub(super) public_key_file: Option<S<String>>,
+    pub(super) private_key_file: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawIdentityHeaders {
+    pub(super) subject: Option<S<String>>,
+    #[serde(default)]
+    pub(super) claims: BTreeMap<String, S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRoute {
+    pub(super) path: Option<S<String>>,
+    pub(super) prefix: Option<S<String>>,
+    pub(super) methods: Option<Vec<S<String>>>,
+    pub(super) public: Option<S<bool>>,
+    pub(super) require: Option<RawRequire>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRequire {
+    #[serde(default)]
+    pub(super) scopes: Vec<S<String>>,
+    #[serde(default)]
+    pub(super) claims: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRevocation {
+    pub(super) backend: Option<S<String>>,
+    pub(super) max_staleness: Option<S<String>>,
+    pub(super) on_stale: Option<S<String>>,
+}

@@ -1,0 +1,850 @@
+//! Raw YAML values -> typed [`Config`], collecting every problem.
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use http::HeaderName;
+use http::uri::{Authority, Uri};
+use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, DecodingKeyKind, EncodingKey};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use super::raw::*;
+use super::*;
+
+const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
+const DEFAULT_ADMIN_LISTEN: &str = "0.0.0.0:9090";
+/// hyper refuses an HTTP/1 read buffer below 8 KiB.
+const MIN_HEADER_BYTES: u64 = 8 * 1024;
+
+/// Headers that must never be identity headers: the proxy strips identity
+/// headers from every inbound request, so naming one of these would break
+/// requests or let claims overwrite framing and forwarding information.
+const RESERVED_HEADERS: &[&str] = &[
+    "authorization",
+    "cookie",
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "trailer",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "proxy-connection",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+];
+
+struct Check<'a> {
+    problems: Vec<Problem>,
+    files: FileBase<'a>,
+}
+
+fn line<T>(s: &S<T>) -> Option<u64> {
+    let l = s.referenced.line();
+    (l > 0).then_some(l)
+}
+
+impl Check<'_> {
+    fn problem(&mut self, path: impl Into<String>, line: Option<u64>, message: impl Into<String>) {
+        self.problems.push(Problem {
+            path: path.into(),
+            line,
+            message: message.into(),
+        });
+    }
+
+    fn duration(&mut self, path: &str, value: Option<&S<String>>, default: Duration) -> Duration {
+        let Some(v) = value else { return default };
+        match parse_duration(&v.value) {
+            Ok(d) => d,
+            Err(message) => {
+                self.problem(path, line(v), message);
+                default
+            }
+        }
+    }
+
+    fn positive_duration(&mut self, path: &str, value: Option<&S<String>>, default: Duration) -> Duration {
+        let d = self.duration(path, value, default);
+        if d.is_zero() {
+            self.problem(path, value.and_then(line), "must be greater than zero");
+            return default;
+        }
+        d
+    }
+
+    fn addr(&mut self, path: &str, value: Option<&S<String>>, default: &str) -> SocketAddr {
+        let fallback = || SocketAddr::from(([127, 0, 0, 1], 0));
+        let Some(v) = value else {
+            return default.parse().unwrap_or_else(|_| fallback());
+        };
+        match v.value.parse::<SocketAddr>() {
+            Ok(a) => a,
+            Err(_) => {
+                self.problem(
+                    path,
+                    line(v),
+                    format!(
+                        "`{}` is not an IP:port address (e.g. 0.0.0.0:8080 or [::]:8080)",
+                        v.value
+                    ),
+                );
+                fallback()
+            }
+        }
+    }
+
+    fn count(&mut self, path: &str, value: Option<&S<u64>>, default: u64, min: u64, max: u64) -> u64 {
+        let Some(v) = value else { return default };
+        if v.value < min || v.value > max {
+            self.problem(path, line(v), format!("{} is outside {min}..={max}", v.value));
+            return default;
+        }
+        v.value
+    }
+
+    fn read(&mut self, path: &str, value: &S<String>) -> Option<Vec<u8>> {
+        match self.files.read(&value.value) {
+            Ok(bytes) => Some(bytes),
+            Err(e) => {
+                self.problem(path, line(value), format!("cannot read `{}`: {e}", value.value));
+                None
+            }
+        }
+    }
+}
+
+pub(super) fn validate(raw: RawConfig, files: FileBase<'_>) -> Result<Config, Vec<Problem>> {
+    let mut c = Check {
+        problems: Vec::new(),
+        files,
+    };
+    let listen = c.addr("listen", raw.listen.as_ref(), DEFAULT_LISTEN);
+    let upstream = upstream(&mut c, &raw.upstream);
+    let tls = raw.tls.as_ref().and_then(|t| tls(&mut c, t));
+    let admin_listen = raw.admin.as_ref().and_then(|a| a.listen.as_ref());
+    let admin = AdminConfig {
+        listen: c.addr("admin.listen", admin_listen, DEFAULT_ADMIN_LISTEN),
+    };
+    if admin.listen == listen && listen.port() != 0 {
+        c.problem(
+            "admin.listen",
+            admin_listen.and_then(line),
+            "must differ from `listen`: metrics and health stay off the proxy port",
+        );
+    }
+    let limits = limits(&mut c, raw.limits.as_ref());
+    let shutdown = ShutdownConfig {
+        delay: c.duration(
+            "shutdown.delay",
+            raw.shutdown.as_ref().and_then(|s| s.delay.as_ref()),
+            Duration::ZERO,
+        ),
+        drain_timeout: c.positive_duration(
+            "shutdown.drain_timeout",
+            raw.shutdown.as_ref().and_then(|s| s.drain_timeout.as_ref()),
+            Duration::from_secs(25),
+        ),
+    };
+    let auth = auth(&mut c, &raw.auth);
+    let routes = raw
+        .routes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| route(&mut c, &format!("routes[{i}]"), r))
+        .collect();
+    let revocation = revocation(&mut c, raw.revocation.as_ref());
+
+    if !c.problems.is_empty() {
+        return Err(c.problems);
+    }
+    Ok(Config {
+        listen,
+        upstream,
+        tls,
+        admin,
+        limits,
+        shutdown,
+        auth,
+        routes,
+        revocation,
+        origin: String::new(),
+    })
+}
+
+fn upstream(c: &mut Check<'_>, raw: &RawUpstream) -> UpstreamConfig {
+    let fallback = Authority::from_static("127.0.0.1:1");
+    let authority = match raw.url.value.parse::<Uri>() {
+        Ok(uri) => {
+            let mut why = None;
+            if uri.scheme_str() != Some("http") {
+                why = Some("must be an http:// URL: the app listens beside the proxy, in the same pod or host");
+            } else if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+                why = Some("must not have a path or query: requests keep their own path");
+            }
+            match (why, uri.authority()) {
+                (None, Some(a)) if a.port_u16().is_some() || !a.host().is_empty() => a.clone(),
+                (Some(why), _) => {
+                    c.problem("upstream.url", line(&raw.url), why);
+                    fallback
+                }
+                _ => {
+                    c.problem("upstream.url", line(&raw.url), "has no host");
+                    fallback
+                }
+            }
+        }
+        Err(e) => {
+            c.problem(
+                "upstream.url",
+                line(&raw.url),
+                format!("`{}` is not a URL: {e}", raw.url.value),
+            );
+            fallback
+        }
+    };
+    UpstreamConfig {
+        authority,
+        connect_timeout: c.positive_duration(
+            "upstream.connect_timeout",
+            raw.connect_timeout.as_ref(),
+            Duration::from_secs(2),
+        ),
+        request_timeout: c.positive_duration(
+            "upstream.request_timeout",
+            raw.request_timeout.as_ref(),
+            Duration::from_secs(60),
+        ),
+        pool_idle_timeout: c.positive_duration(
+            "upstream.pool_idle_timeout",
+            raw.pool_idle_timeout.as_ref(),
+            Duration::from_secs(90),
+        ),
+        pool_max_idle: c.count("upstream.pool_max_idle", raw.pool_max_idle.as_ref(), 256, 0, 65_536) as usize,
+    }
+}
+
+fn tls(c: &mut Check<'_>, raw: &RawTls) -> Option<TlsConfig> {
+    let cert_pem = c.read("tls.cert_file", &raw.cert_file);
+    let key_pem = c.read("tls.key_file", &raw.key_file);
+    let certs: Vec<CertificateDer<'static>> = match cert_pem {
+        Some(pem) => match CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>() {
+            Ok(certs) if !certs.is_empty() => certs,
+            Ok(_) => {
+                c.problem("tls.cert_file", line(&raw.cert_file), "holds no PEM certificate");
+                return None;
+            }
+            Err(e) => {
+                c.problem(
+                    "tls.cert_file",
+                    line(&raw.cert_file),
+                    format!("not a PEM certificate chain: {e}"),
+                );
+                return None;
+            }
+        },
+        None => return None,
+    };
+    let key = match PrivateKeyDer::from_pem_slice(&key_pem?) {
+        Ok(key) => key,
+        Err(e) => {
+            c.problem(
+                "tls.key_file",
+                line(&raw.key_file),
+                format!("not a PEM private key: {e}"),
+            );
+            return None;
+        }
+    };
+    Some(TlsConfig { certs, key })
+}
+
+fn limits(c: &mut Check<'_>, raw: Option<&RawLimits>) -> Limits {
+    let max_header_bytes = c.count(
+        "limits.max_header_bytes",
+        raw.and_then(|r| r.max_header_bytes.as_ref()),
+        32 * 1024,
+        MIN_HEADER_BYTES,
+        1024 * 1024,
+    );
+    let max_token_bytes = c.count(
+        "limits.max_token_bytes",
+        raw.and_then(|r| r.max_token_bytes.as_ref()),
+        8 * 1024,
+        256,
+        max_header_bytes,
+    );
+    Limits {
+        max_header_bytes: max_header_bytes as usize,
+        max_token_bytes: max_token_bytes as usize,
+        header_read_timeout: c.positive_duration(
+            "limits.header_read_timeout",
+            raw.and_then(|r| r.header_read_timeout.as_ref()),
+            Duration::from_secs(30),
+        ),
+        idle_timeout: c.positive_duration(
+            "limits.idle_timeout",
+            raw.and_then(|r| r.idle_timeout.as_ref()),
+            Duration::from_secs(120),
+        ),
+        tls_handshake_timeout: c.positive_duration(
+            "limits.tls_handshake_timeout",
+            raw.and_then(|r| r.tls_handshake_timeout.as_ref()),
+            Duration::from_secs(10),
+        ),
+        max_connections: c.count(
+            "limits.max_connections",
+            raw.and_then(|r| r.max_connections.as_ref()),
+            10_000,
+            1,
+            1_000_000,
+        ) as usize,
+        max_concurrent_streams: c.count(
+            "limits.max_concurrent_streams",
+            raw.and_then(|r| r.max_concurrent_streams.as_ref()),
+            256,
+            1,
+            10_000,
+        ) as u32,
+    }
+}
+
+fn auth(c: &mut Check<'_>, raw: &RawAuth) -> AuthConfig {
+    let leeway = c.duration("auth.leeway", raw.leeway.as_ref(), Duration::from_secs(30));
+    if leeway > Duration::from_secs(600) {
+        c.problem(
+            "auth.leeway",
+            raw.leeway.as_ref().and_then(line),
+            "more than 10m of clock skew would let expired tokens through for too long",
+        );
+    }
+    let realm = match &raw.realm {
+        Some(r)
+            if r.value.is_empty()
+                || !r
+                    .value
+                    .chars()
+                    .all(|ch| ch.is_ascii_graphic() && ch != '"' && ch != '\\' || ch == ' ') =>
+        {
+            c.problem(
+                "auth.realm",
+                line(r),
+                "must be non-empty printable ASCII without quotes or backslashes (it is quoted in WWW-Authenticate)",
+            );
+            "tokengate".to_owned()
+        }
+        Some(r) => r.value.clone(),
+        None => "tokengate".to_owned(),
+    };
+    let sources = match &raw.sources {
+        None => vec![TokenSource::Bearer],
+        Some(list) if list.is_empty() => {
+            c.problem(
+                "auth.sources",
+                None,
+                "needs at least one source, e.g. `- header: authorization`",
+            );
+            vec![TokenSource::Bearer]
+        }
+        Some(list) => {
+            let mut out: Vec<TokenSource> = Vec::new();
+            for (i, s) in list.iter().enumerate() {
+                let path = format!("auth.sources[{i}]");
+                if let Some(src) = source(c, &path, s) {
+                    if out.contains(&src) {
+                        c.problem(path, None, "is listed twice");
+                    } else {
+                        out.push(src);
+                    }
+                }
+            }
+            out
+        }
+    };
+    if raw.issuers.is_empty() {
+        c.problem("auth.issuers", None, "needs at least one issuer with keys");
+    }
+    let mut issuers: Vec<Issuer> = Vec::new();
+    for (i, ri) in raw.issuers.iter().enumerate() {
+        let path = format!("auth.issuers[{i}]");
+        if issuers.iter().any(|x| x.issuer == ri.issuer.value) {
+            c.problem(format!("{path}.issuer"), line(&ri.issuer), "is listed twice");
+        }
+        issuers.push(issuer(c, &path, ri));
+    }
+    let identity = identity_headers(c, raw.identity_headers.as_ref());
+    AuthConfig {
+        leeway,
+        realm,
+        sources,
+        issuers,
+        identity,
+    }
+}
+
+fn source(c: &mut Check<'_>, path: &str, raw: &RawSource) -> Option<TokenSource> {
+    match (&raw.header, &raw.cookie, &raw.query) {
+        (Some(h), None, None) => {
+            let name = h.value.to_ascii_lowercase();
+            match HeaderName::from_str(&name) {
+                Ok(n) if n == http::header::AUTHORIZATION => Some(TokenSource::Bearer),
+                Ok(n) if n == http::header::COOKIE => {
+                    c.problem(format!("{path}.header"), line(h), "use `cookie: NAME` for cookies");
+                    None
+                }
+                Ok(n) => Some(TokenSource::Header(n)),
+                Err(_) => {
+                    c.problem(
+                        format!("{path}.header"),
+                        line(h),
+                        format!("`{}` is not a header name", h.value),
+                    );
+                    None
+                }
+            }
+        }
+        (None, Some(k), None) => {
+            if k.value.is_empty() || !k.value.bytes().all(is_token_char) {
+                c.problem(
+                    format!("{path}.cookie"),
+                    line(k),
+                    format!("`{}` is not a cookie name", k.value),
+                );
+                return None;
+            }
+            Some(TokenSource::Cookie(k.value.clone()))
+        }
+        (None, None, Some(q)) => {
+            if q.value.is_empty()
+                || !q
+                    .value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+            {
+                c.problem(
+                    format!("{path}.query"),
+                    line(q),
+                    format!(
+                        "`{}` must be a plain parameter name (letters, digits, - . _ ~)",
+                        q.value
+                    ),
+                );
+                return None;
+            }
+            Some(TokenSource::Query(q.value.clone()))
+        }
+        _ => {
+            c.problem(path, None, "needs exactly one of `header`, `cookie` or `query`");
+            None
+        }
+    }
+}
+
+/// RFC 9110 `tchar`, which cookie names must also be.
+fn is_token_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn issuer(c: &mut Check<'_>, path: &str, raw: &RawIssuer) -> Issuer {
+    if raw.issuer.value.is_empty() {
+        c.problem(format!("{path}.issuer"), line(&raw.issuer), "must not be empty");
+    }
+    let mut audiences = Vec::new();
+    for (i, a) in raw.audiences.iter().enumerate() {
+        if a.value.is_empty() {
+            c.problem(format!("{path}.audiences[{i}]"), line(a), "must not be empty");
+        }
+        audiences.push(a.value.clone());
+    }
+    if raw.keys.is_empty() {
+        c.problem(format!("{path}.keys"), None, "needs at least one key");
+    }
+    let mut keys: Vec<Key> = Vec::new();
+    for (i, rk) in raw.keys.iter().enumerate() {
+        let kpath = format!("{path}.keys[{i}]");
+        if raw.keys.len() > 1 && rk.kid.is_none() {
+            c.problem(
+                format!("{kpath}.kid"),
+                line(&rk.algorithm),
+                "is required when an issuer has more than one key",
+            );
+        }
+        if let Some(kid) = &rk.kid {
+            if kid.value.is_empty() {
+                c.problem(format!("{kpath}.kid"), line(kid), "must not be empty");
+            } else if keys.iter().any(|k| k.kid.as_deref() == Some(kid.value.as_str())) {
+                c.problem(
+                    format!("{kpath}.kid"),
+                    line(kid),
+                    format!("`{}` is used twice in this issuer", kid.value),
+                );
+            }
+        }
+        if let Some(k) = key(c, &kpath, rk) {
+            keys.push(k);
+        }
+    }
+    Issuer {
+        issuer: raw.issuer.value.clone(),
+        audiences,
+        keys,
+    }
+}
+
+fn key(c: &mut Check<'_>, path: &str, raw: &RawKey) -> Option<Key> {
+    let algorithm = match Algorithm::from_str(&raw.algorithm.value) {
+        Ok(a) => a,
+        Err(_) => {
+            let hint = if raw.algorithm.value.eq_ignore_ascii_case("none") {
+                "`none` is never accepted: every token must be signed"
+            } else {
+                "use one of HS256 HS384 HS512 RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA"
+            };
+            c.problem(
+                format!("{path}.algorithm"),
+                line(&raw.algorithm),
+                format!("`{}` is not supported: {hint}", raw.algorithm.value),
+            );
+            return None;
+        }
+    };
+    if algorithm.family() == AlgorithmFamily::Hmac {
+        hmac_key(c, path, raw, algorithm)
+    } else {
+        public_key(c, path, raw, algorithm)
+    }
+}
+
+fn hmac_key(c: &mut Check<'_>, path: &str, raw: &RawKey, algorithm: Algorithm) -> Option<Key> {
+    for (field, v) in [
+        ("public_key_file", &raw.public_key_file),
+        ("private_key_file", &raw.private_key_file),
+    ] {
+        if let Some(v) = v {
+            c.problem(
+                format!("{path}.{field}"),
+                line(v),
+                "an HMAC key is a shared secret: use secret_file or secret_env (public keys belong to RS/PS/ES/EdDSA keys)",
+            );
+        }
+    }
+    let secret = match (&raw.secret_file, &raw.secret_env) {
+        (Some(f), None) => c.read(&format!("{path}.secret_file"), f),
+        (None, Some(e)) => match std::env::var(&e.value) {
+            Ok(v) if !v.is_empty() => Some(v.into_bytes()),
+            _ => {
+                c.problem(
+                    format!("{path}.secret_env"),
+                    line(e),
+                    format!("environment variable `{}` is not set or empty", e.value),
+                );
+                None
+            }
+        },
+        _ => {
+            c.problem(
+                path,
+                line(&raw.algorithm),
+                "an HMAC key needs exactly one of secret_file or secret_env",
+            );
+            None
+        }
+    }?;
+    // A trailing newline from `echo > file` or a Secret mount is not part of the key.
+    let secret = secret.trim_ascii_end();
+    let min = match algorithm {
+        Algorithm::HS384 => 48,
+        Algorithm::HS512 => 64,
+        _ => 32,
+    };
+    if secret.len() < min {
+        c.problem(
+            path,
+            line(&raw.algorithm),
+            format!(
+                "the {algorithm:?} secret is {} bytes; at least {min} are required (RFC 7518 §3.2)",
+                secret.len()
+            ),
+        );
+        return None;
+    }
+    Some(Key {
+        kid: raw.kid.as_ref().map(|k| k.value.clone()),
+        algorithm,
+        verify: DecodingKey::from_secret(secret),
+        sign: Some(EncodingKey::from_secret(secret)),
+    })
+}
+
+fn public_key(c: &mut Check<'_>, path: &str, raw: &RawKey, algorithm: Algorithm) -> Option<Key> {
+    for (field, v) in [("secret_file", &raw.secret_file), ("secret_env", &raw.secret_env)] {
+        if let Some(v) = v {
+            c.problem(
+                format!("{path}.{field}"),
+                line(v),
+                format!("a {algorithm:?} key is verified with a public key (public_key_file), never a secret"),
+            );
+        }
+    }
+    let Some(pub_file) = &raw.public_key_file else {
+        c.problem(
+            path,
+            line(&raw.algorithm),
+            format!("a {algorithm:?} key needs public_key_file"),
+        );
+        return None;
+    };
+    let pem = c.read(&format!("{path}.public_key_file"), pub_file)?;
+    let family = algorithm.family();
+    let verify = match family {
+        AlgorithmFamily::Rsa => DecodingKey::from_rsa_pem(&pem),
+        AlgorithmFamily::Ec => DecodingKey::from_ec_pem(&pem),
+        _ => DecodingKey::from_ed_pem(&pem),
+    };
+    let verify = match verify {
+        Ok(k) => k,
+        Err(e) => {
+            c.problem(
+                format!("{path}.public_key_file"),
+                line(pub_file),
+                format!("not a {family:?} public key in PEM form ({e})"),
+            );
+            return None;
+        }
+    };
+    // The EC point length tells the curve: a P-256 key must not be pinned to ES384.
+    if let DecodingKeyKind::SecretOrDer(point) = verify.kind() {
+        let expected = match algorithm {
+            Algorithm::ES256 => Some(65),
+            Algorithm::ES384 => Some(97),
+            _ => None,
+        };
+        if expected.is_some_and(|n| n != point.len()) {
+            c.problem(
+                format!("{path}.public_key_file"),
+                line(pub_file),
+                format!("the key's curve does not match {algorithm:?} (ES256 needs P-256, ES384 needs P-384)"),
+            );
+            return None;
+        }
+    }
+    let sign = match &raw.private_key_file {
+        None => None,
+        Some(f) => {
+            let pem = c.read(&format!("{path}.private_key_file"), f)?;
+            let key = match family {
+                AlgorithmFamily::Rsa => EncodingKey::from_rsa_pem(&pem),
+                AlgorithmFamily::Ec => EncodingKey::from_ec_pem(&pem),
+                _ => EncodingKey::from_ed_pem(&pem),
+            };
+            match key {
+                Ok(k) if pair_matches(&k, &verify, algorithm) => Some(k),
+                Ok(_) => {
+                    c.problem(
+                        format!("{path}.private_key_file"),
+                        line(f),
+                        "does not belong to public_key_file (a test signature did not verify)",
+                    );
+                    return None;
+                }
+                Err(e) => {
+                    c.problem(
+                        format!("{path}.private_key_file"),
+                        line(f),
+                        format!("not a {family:?} private key in PKCS#8 PEM form ({e})"),
+                    );
+                    return None;
+                }
+            }
+        }
+    };
+    Some(Key {
+        kid: raw.kid.as_ref().map(|k| k.value.clone()),
+        algorithm,
+        verify,
+        sign,
+    })
+}
+
+/// Signs and verifies a probe message, so a mismatched key pair fails at load.
+fn pair_matches(sign: &EncodingKey, verify: &DecodingKey, algorithm: Algorithm) -> bool {
+    let probe = b"tokengate key pair check";
+    jsonwebtoken::crypto::sign(probe, sign, algorithm)
+        .and_then(|sig| jsonwebtoken::crypto::verify(&sig, probe, verify, algorithm))
+        .unwrap_or(false)
+}
+
+fn identity_headers(c: &mut Check<'_>, raw: Option<&RawIdentityHeaders>) -> IdentityHeaders {
+    let mut out = IdentityHeaders::default();
+    let header = |c: &mut Check<'_>, path: String, v: &S<String>| -> Option<HeaderName> {
+        let name = match HeaderName::from_str(&v.value.to_ascii_lowercase()) {
+            Ok(n) => n,
+            Err(_) => {
+                c.problem(path, line(v), format!("`{}` is not a header name", v.value));
+                return None;
+            }
+        };
+        if RESERVED_HEADERS.contains(&name.as_str()) {
+            c.problem(path, line(v), format!("`{name}` is reserved and cannot carry identity"));
+            return None;
+        }
+        Some(name)
+    };
+    match raw.and_then(|r| r.subject.as_ref()) {
+        Some(v) => out.subject = header(c, "auth.identity_headers.subject".into(), v),
+        None => out.subject = Some(HeaderName::from_static("x-auth-subject")),
+    }
+    if let Some(raw) = raw {
+        for (claim, v) in &raw.claims {
+            let path = format!("auth.identity_headers.claims.{claim}");
+            if let Some(name) = header(c, path.clone(), v) {
+                if out.names().any(|n| *n == name) {
+                    c.problem(
+                        path,
+                        line(v),
+                        format!("`{name}` is already used by another identity header"),
+                    );
+                } else {
+                    out.claims.push((claim.clone(), name));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn route(c: &mut Check<'_>, path: &str, raw: &RawRoute) -> Option<Route> {
+    let matcher = match (&raw.path, &raw.prefix) {
+        (Some(p), None) => PathMatch::Exact(route_path(c, &format!("{path}.path"), p)?),
+        (None, Some(p)) => PathMatch::Prefix(route_path(c, &format!("{path}.prefix"), p)?),
+        _ => {
+            c.problem(path, None, "needs exactly one of `path` (exact) or `prefix`");
+            return None;
+        }
+    };
+    let methods = match &raw.methods {
+        None => None,
+        Some(list) => {
+            let mut out = Vec::new();
+            for (i, m) in list.iter().enumerate() {
+                match http::Method::from_bytes(m.value.to_ascii_uppercase().as_bytes()) {
+                    Ok(method) => out.push(method),
+                    Err(_) => c.problem(
+                        format!("{path}.methods[{i}]"),
+                        line(m),
+                        format!("`{}` is not a method", m.value),
+                    ),
+                }
+            }
+            Some(out)
+        }
+    };
+    let public = raw.public.as_ref().is_some_and(|p| p.value);
+    let access = match (public, &raw.require) {
+        (true, Some(_)) => {
+            c.problem(
+                format!("{path}.require"),
+                raw.public.as_ref().and_then(line),
+                "a public route has no token to check; drop `public: true` or `require`",
+            );
+            return None;
+        }
+        (true, None) => Access::Public,
+        (false, None) => Access::Token(Requirements::default()),
+        (false, Some(req)) => Access::Token(requirements(c, &format!("{path}.require"), req)),
+    };
+    Some(Route {
+        matcher,
+        methods,
+        access,
+    })
+}
+
+fn route_path(c: &mut Check<'_>, path: &str, v: &S<String>) -> Option<String> {
+    match crate::path::normalise(&v.value) {
+        Ok(n) if n == v.value => Some(n.into_owned()),
+        Ok(n) => {
+            c.problem(
+                path,
+                line(v),
+                format!(
+                    "`{}` is not in normal form; requests are matched after normalisation, write `{n}`",
+                    v.value
+                ),
+            );
+            None
+        }
+        Err(e) => {
+            c.problem(path, line(v), format!("`{}`: {e}", v.value));
+            None
+        }
+    }
+}
+
+fn requirements(c: &mut Check<'_>, path: &str, raw: &RawRequire) -> Requirements {
+    let mut out = Requirements::default();
+    for (i, s) in raw.scopes.iter().enumerate() {
+        if s.value.is_empty() || s.value.contains(char::is_whitespace) {
+            c.problem(format!("{path}.scopes[{i}]"), line(s), "a scope is one non-empty word");
+        } else {
+            out.scopes.push(s.value.clone());
+        }
+    }
+    for (name, value) in &raw.claims {
+        match value {
+            serde_json::Value::String(_) | serde_json::Value::Number(_) | serde_json::Value::Bool(_) => {
+                out.claims.push((name.clone(), value.clone()));
+            }
+            _ => c.problem(
+                format!("{path}.claims.{name}"),
+                None,
+                "must be a string, number or boolean",
+            ),
+        }
+    }
+    out
+}
+
+fn revocation(c: &mut Check<'_>, raw: Option<&RawRevocation>) -> RevocationConfig {
+    let backend = match raw.and_then(|r| r.backend.as_ref()) {
+        None => RevocationBackend::Memory,
+        Some(b) if b.value == "memory" => RevocationBackend::Memory,
+        Some(b) => {
+            c.problem(
+                "revocation.backend",
+                line(b),
+                format!("`{}` is not a backend; use `memory`", b.value),
+            );
+            RevocationBackend::Memory
+        }
+    };
+    let on_stale = match raw.and_then(|r| r.on_stale.as_ref()) {
+        None => OnStale::FailOpen,
+        Some(v) if v.value == "fail_open" => OnStale::FailOpen,
+        Some(v) if v.value == "fail_closed" => OnStale::FailClosed,
+        Some(v) => {
+            c.problem(
+                "revocation.on_stale",
+                line(v),
+                format!("`{}`: use fail_open or fail_closed", v.value),
+            );
+            OnStale::FailOpen
+        }
+    };
+    RevocationConfig {
+        backend,
+        max_staleness: c.positive_duration(
+            "revocation.max_staleness",
+            raw.and_then(|r| r.max_staleness.as_ref()),
+            Duration::from_secs(30),
+        ),
+        on_stale,
+    }
+}

@@ -1,0 +1,51 @@
+//! tokengate: a sidecar authentication reverse proxy.
+//!
+//! One tokengate runs beside each app instance. For every request it decides
+//! whether the caller holds a valid JWT that the route requires, and forwards
+//! only authorized traffic, with identity headers the app can trust.
+//!
+//! # Request lifecycle
+//!
+//! ```text
+//! server      accept (TCP, optional rustls), HTTP/1.1 + HTTP/2 (hyper-util auto)
+//!   -> path      normalise the path (the one spelling the policy judges and the app gets)
+//!   -> route     which rule matches: public / token required / scopes or claims required
+//!   -> auth      extract (Bearer, cookie, header, query) -> verify (key by iss+kid, pinned
+//!                alg, signature, exp/nbf/aud with leeway) -> [revocation] -> authorize
+//!   -> proxy     strip hop-by-hop and spoofed identity headers, inject identity and
+//!                X-Forwarded-*, forward over a pooled client, stream bodies, upgrades
+//!   -> respond   every rejection becomes its response in proxy::respond, nowhere else
+//! ```
+//!
+//! Beside it: `admin` (metrics, health) and `app` (wiring, drain). `config`,
+//! `metrics`, `readiness`, `signal` and `path` are leaves that import nothing
+//! internal; nothing imports `app` or `cli`.
+#![forbid(unsafe_code)]
+#![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
+
+pub mod admin;
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod echo;
+pub mod metrics;
+pub mod mint;
+pub mod path;
+pub mod proxy;
+pub mod readiness;
+pub mod route;
+pub mod server;
+pub mod signal;
+pub mod tls;
+
+pub use app::{App, Listeners, RunError, run};
+pub use config::{Config, ConfigError};
+
+/// Selects aws-lc-rs as the process-wide provider for rustls and
+/// jsonwebtoken. Idempotent. Without it, feature unification that enables a
+/// second provider would make the first TLS handshake or JWT check panic.
+pub fn install_crypto_providers() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let _ = jsonwebtoken::crypto::CryptoProvider::install_default(&jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER);
+}

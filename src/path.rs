@@ -1,0 +1,219 @@
+//! Path normalisation: the one spelling of a request path that route policy
+//! judges and the app receives.
+//!
+//! The rule (RFC 3986 §6.2.2 plus refusals for spellings that apps disagree on):
+//! 1. percent-encoded unreserved characters (`A-Z a-z 0-9 - . _ ~`) are decoded,
+//!    other percent-encodings keep their encoding with upper-case hex;
+//! 2. an encoded `/` (`%2F`), `\` (`%5C`) or NUL (`%00`), a raw `\`, and a
+//!    malformed `%` escape are refused (400): apps decode them differently, so
+//!    no single answer is safe;
+//! 3. repeated slashes collapse to one;
+//! 4. `.` segments are removed and `..` removes the segment before it; `..` at
+//!    the root stays at the root, so no input normalises outside it;
+//! 5. a segment that is `.` or `..` followed by `;` (Tomcat-style path
+//!    parameters, `/..;/admin`) is refused, since some servers treat it as `..`;
+//! 6. a trailing slash is kept (`/a/b/` and `/a/b` are different paths).
+
+use std::borrow::Cow;
+
+/// Why a path has no safe normal form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    /// Origin-form paths start with `/`; `*` and authority-form are not proxied.
+    #[error("path does not start with '/'")]
+    NotAbsolute,
+    /// A `%` not followed by two hex digits.
+    #[error("malformed percent-encoding")]
+    BadPercentEncoding,
+    /// `%2F`, `%5C` or `%00`: separators or NUL smuggled through encoding.
+    #[error("encoded '/', '\\' or NUL in path")]
+    EncodedSeparator,
+    /// A raw backslash, which some servers treat as a separator.
+    #[error("backslash in path")]
+    Backslash,
+    /// `.;` or `..;` segments, which some servers treat as dot segments.
+    #[error("dot segment with path parameters")]
+    DotSegmentParameter,
+}
+
+/// Returns the normal form of `path` (borrowed when it is already normal).
+///
+/// ```
+/// use tokengate::path::{normalise, PathError};
+/// assert_eq!(normalise("/public/%2e%2e//%61dmin/./x").unwrap(), "/admin/x");
+/// assert_eq!(normalise("/public/..;/admin"), Err(PathError::DotSegmentParameter));
+/// ```
+pub fn normalise(path: &str) -> Result<Cow<'_, str>, PathError> {
+    let bytes = path.as_bytes();
+    if bytes.first() != Some(&b'/') {
+        return Err(PathError::NotAbsolute);
+    }
+    if is_plainly_normal(bytes) {
+        return Ok(Cow::Borrowed(path));
+    }
+    let decoded = decode_unreserved(bytes)?;
+    let mut segments: Vec<&str> = Vec::new();
+    let mut trailing_slash = false;
+    // The first piece is the empty string before the leading '/'.
+    for segment in decoded.split('/').skip(1) {
+        trailing_slash = true;
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            other => {
+                let before_params = other.split(';').next().unwrap_or(other);
+                if before_params == "." || before_params == ".." {
+                    return Err(PathError::DotSegmentParameter);
+                }
+                segments.push(other);
+                trailing_slash = false;
+            }
+        }
+    }
+    let mut out = String::with_capacity(decoded.len());
+    for segment in &segments {
+        out.push('/');
+        out.push_str(segment);
+    }
+    if trailing_slash || segments.is_empty() {
+        out.push('/');
+    }
+    Ok(Cow::Owned(out))
+}
+
+/// True when no rule above can change or refuse `bytes`, the common case.
+fn is_plainly_normal(bytes: &[u8]) -> bool {
+    !bytes.iter().any(|&b| b == b'%' || b == b'\\') && !bytes.windows(2).any(|w| w == b"//" || w == b"/.")
+}
+
+fn decode_unreserved(bytes: &[u8]) -> Result<String, PathError> {
+    let mut out = String::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match b {
+            b'\\' => return Err(PathError::Backslash),
+            b'%' => {
+                let hi = bytes.get(i + 1).and_then(|&c| hex_value(c));
+                let lo = bytes.get(i + 2).and_then(|&c| hex_value(c));
+                let (Some(hi), Some(lo)) = (hi, lo) else {
+                    return Err(PathError::BadPercentEncoding);
+                };
+                let value = hi << 4 | lo;
+                if is_unreserved(value) {
+                    out.push(char::from(value));
+                } else if matches!(value, b'/' | b'\\' | 0) {
+                    return Err(PathError::EncodedSeparator);
+                } else {
+                    out.push('%');
+                    out.push(char::from(HEX_UPPER[usize::from(hi)]));
+                    out.push(char::from(HEX_UPPER[usize::from(lo)]));
+                }
+                i += 3;
+            }
+            _ => {
+                // Request paths are ASCII (http::Uri rejects anything else), so
+                // pushing byte-wise keeps valid UTF-8; anything else is escaped.
+                if b.is_ascii() {
+                    out.push(char::from(b));
+                } else {
+                    out.push('%');
+                    out.push(char::from(HEX_UPPER[usize::from(b >> 4)]));
+                    out.push(char::from(HEX_UPPER[usize::from(b & 0xf)]));
+                }
+                i += 1;
+            }
+        }
+    }
+    Ok(out)
+}
+
+const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
+
+fn hex_value(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+fn is_unreserved(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(p: &str) -> String {
+        normalise(p).unwrap().into_owned()
+    }
+
+    #[test]
+    fn already_normal_paths_are_borrowed() {
+        for p in ["/", "/a", "/a/b/", "/a.b/c-d_e~f", "/a;x=1"] {
+            assert!(matches!(normalise(p), Ok(Cow::Borrowed(_))), "{p}");
+        }
+    }
+
+    #[test]
+    fn dot_segments_and_slashes() {
+        assert_eq!(n("/public/../admin/x"), "/admin/x");
+        assert_eq!(n("//admin/x"), "/admin/x");
+        assert_eq!(n("/admin/./x"), "/admin/x");
+        assert_eq!(n("/a/b/.."), "/a/");
+        assert_eq!(n("/a/b/."), "/a/b/");
+        assert_eq!(n("/a//"), "/a/");
+        assert_eq!(n("/../../etc/passwd"), "/etc/passwd");
+        assert_eq!(n("/.."), "/");
+        assert_eq!(n("/.well-known/x"), "/.well-known/x");
+        assert_eq!(n("/a/..."), "/a/...");
+    }
+
+    #[test]
+    fn percent_decoding_of_unreserved_only() {
+        assert_eq!(n("/%61dmin/x"), "/admin/x");
+        assert_eq!(n("/public/%2e%2e/admin/x"), "/admin/x");
+        assert_eq!(n("/public/%2E%2E/admin/x"), "/admin/x");
+        assert_eq!(n("/a%20b"), "/a%20b");
+        assert_eq!(n("/a%3fb"), "/a%3Fb");
+        assert_eq!(n("/%7euser"), "/~user");
+        assert_eq!(n("/%252e%252e/x"), "/%252e%252e/x");
+    }
+
+    #[test]
+    fn refusals() {
+        assert_eq!(normalise("admin"), Err(PathError::NotAbsolute));
+        assert_eq!(normalise("*"), Err(PathError::NotAbsolute));
+        assert_eq!(normalise(""), Err(PathError::NotAbsolute));
+        assert_eq!(normalise("/a%2fb"), Err(PathError::EncodedSeparator));
+        assert_eq!(normalise("/a%2Fb"), Err(PathError::EncodedSeparator));
+        assert_eq!(normalise("/a%5cb"), Err(PathError::EncodedSeparator));
+        assert_eq!(normalise("/a%00"), Err(PathError::EncodedSeparator));
+        assert_eq!(normalise("/a\\b"), Err(PathError::Backslash));
+        assert_eq!(normalise("/a%"), Err(PathError::BadPercentEncoding));
+        assert_eq!(normalise("/a%g1"), Err(PathError::BadPercentEncoding));
+        assert_eq!(normalise("/a%1"), Err(PathError::BadPercentEncoding));
+        assert_eq!(normalise("/public/..;/admin"), Err(PathError::DotSegmentParameter));
+        assert_eq!(normalise("/public/.;x/admin"), Err(PathError::DotSegmentParameter));
+        assert_eq!(normalise("/public/%2e%2e;/admin"), Err(PathError::DotSegmentParameter));
+    }
+
+    #[test]
+    fn normalising_twice_changes_nothing() {
+        for p in [
+            "/public/../admin/x",
+            "//a//b/./c/../d/",
+            "/%61%62%2e/%7e/%3a",
+            "/a/%252e%252e/",
+            "/x/y/z/../../..",
+        ] {
+            let once = n(p);
+            assert_eq!(n(&once), once, "{p}");
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! Headers as a security boundary: pure functions that strip hop-by-hop and
+//! spoofable identity headers and set forwarding and identity headers.
+
+use std::net::IpAddr;
+
+use http::header::{CONNECTION, HOST, UPGRADE};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Version};
+use serde_json::Value;
+
+use crate::auth::Claims;
+use crate::config::IdentityHeaders;
+
+/// Hop-by-hop headers of RFC 9110 §7.6.1 plus the legacy ones proxies still see.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// True for an HTTP/1.1 request asking to switch protocols (WebSocket).
+pub fn is_upgrade<B>(req: &Request<B>) -> bool {
+    req.version() == Version::HTTP_11
+        && req.headers().contains_key(UPGRADE)
+        && connection_tokens(req.headers()).any(|t| t.eq_ignore_ascii_case("upgrade"))
+}
+
+fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// Removes hop-by-hop headers, including every header named in `Connection`.
+/// With `keep_upgrade`, `Upgrade` survives and `Connection: upgrade` is
+/// re-added, which a protocol switch needs on both hops.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    if headers.contains_key(CONNECTION) {
+        let named: Vec<HeaderName> = connection_tokens(headers)
+            .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+            .filter(|n| !(keep_upgrade && *n == UPGRADE))
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+    }
+    let upgrade = if keep_upgrade { headers.remove(UPGRADE) } else { None };
+    for name in HOP_BY_HOP {
+        headers.remove(*name);
+    }
+    if let Some(protocol) = upgrade {
+        headers.insert(UPGRADE, protocol);
+        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+}
+
+/// Removes every header the proxy injects as identity, whatever the route:
+/// the app must be able to trust that only tokengate set them.
+pub fn strip_identity(headers: &mut HeaderMap, identity: &IdentityHeaders) {
+    for name in identity.names() {
+        headers.remove(name);
+    }
+}
+
+/// Sets `X-Forwarded-For` (appending the peer), `-Proto` and `-Host`.
+pub fn set_forwarded(headers: &mut HeaderMap, peer: IpAddr, proto: &'static str, host: Option<HeaderValue>) {
+    let mut chain = String::new();
+    for v in headers.get_all(&X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()) {
+        chain.push_str(v.trim());
+        chain.push_str(", ");
+    }
+    chain.push_str(&peer.to_string());
+    if let Ok(v) = HeaderValue::from_str(&chain) {
+        headers.insert(X_FORWARDED_FOR, v);
+    }
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+    match host {
+        Some(h) => {
+            headers.insert(X_FORWARDED_HOST, h);
+        }
+        None => {
+            headers.remove(X_FORWARDED_HOST);
+        }
+    }
+}
+
+/// The host the client addressed: `Host`, or the HTTP/2 `:authority`.
+pub fn client_host<B>(req: &Request<B>) -> Option<HeaderValue> {
+    req.headers().get(HOST).cloned().or_else(|| {
+        req.uri()
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    })
+}
+
+/// Sets the identity headers from verified claims. A claim that is absent or
+/// cannot be a header value (an object, control characters) sets nothing.
+pub fn inject_identity(headers: &mut HeaderMap, identity: &IdentityHeaders, claims: &Claims) {
+    if let Some(name) = &identity.subject
+        && let Some(v) = claims.subject().and_then(|s| HeaderValue::from_str(s).ok())
+    {
+        headers.insert(name.clone(), v);
+    }
+    for (claim, name) in &identity.claims {
+        if let Some(v) = claims.get(claim).and_then(claim_value) {
+            headers.insert(name.clone(), v);
+        }
+    }
+}
+
+fn claim_value(v: &Value) -> Option<HeaderValue> {
+    match v {
+        Value::String(s) => HeaderValue::from_str(s).ok(),
+        Value::Number(n) => HeaderValue::from_str(&n.to_string()).ok(),
+        Value::Bool(b) => Some(HeaderValue::from_static(if *b { "true" } else { "false" })),
+        Value::Array(items) => {
+            let parts: Option<Vec<String>> = items
+                .iter()
+                .map(|i| match i {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Number(n) => Some(n.to_string()),
+                    Value::Bool(b) => Some(b.to_string()),
+                    _ => None,
+                })
+                .collect();
+            HeaderValue::from_str(&parts?.join(",")).ok()
+        }
+        Value::Null | Value::Object(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_go() {
+        let mut h = map(&[
+            ("connection", "keep-alive, x-secret-hop"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret-hop", "1"),
+            ("te", "trailers"),
+            ("transfer-encoding", "chunked"),
+            ("proxy-authorization", "Basic x"),
+            ("upgrade", "websocket"),
+            ("x-kept", "yes"),
+        ]);
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert_eq!(h["x-kept"], "yes");
+    }
+
+    #[test]
+    fn upgrade_survives_when_asked() {
+        let mut h = map(&[
+            ("connection", "Upgrade, x-hop"),
+            ("upgrade", "websocket"),
+            ("x-hop", "1"),
+        ]);
+        strip_hop_by_hop(&mut h, true);
+        assert_eq!(h["upgrade"], "websocket");
+        assert_eq!(h["connection"], "upgrade");
+        assert!(!h.contains_key("x-hop"));
+    }
+
+    #[test]
+    fn detects_upgrade_requests() {
+        let req = Request::builder()
+            .header("connection", "keep-alive, Upgrade")
+            .header("upgrade", "websocket")
+            .body(())
+            .unwrap();
+        assert!(is_upgrade(&req));
+        let req = Request::builder().header("upgrade", "websocket").body(()).unwrap();
+        assert!(!is_upgrade(&req));
+    }
+
+    #[test]
+    fn forwarded_headers_append_and_overwrite() {
+        let mut h = map(&[
+            ("x-forwarded-for", "203.0.113.7"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "evil.example"),
+        ]);
+        set_forwarded(
+            &mut h,
+            "10.1.2.3".parse().unwrap(),
+            "http",
+            Some(HeaderValue::from_static("app.example")),
+        );
+        assert_eq!(h["x-forwarded-for"], "203.0.113.7, 10.1.2.3");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(h["x-forwarded-host"], "app.example");
+    }
+
+    #[test]
+    fn claim_values_become_headers_safely() {
+        assert_eq!(claim_value(&serde_json::json!("a@b.c")).unwrap(), "a@b.c");
+        assert_eq!(claim_value(&serde_json::json!(42)).unwrap(), "42");
+        assert_eq!(claim_value(&serde_json::json!(["a", "b"])).unwrap(), "a,b");
+        assert!(claim_value(&serde_json::json!("line\r\nInjected: yes")).is_none());
+        assert!(claim_value(&serde_json::json!({"o": 1})).is_none());
+        assert!(claim_value(&serde_json::json!(null)).is_none());
+    }
+}

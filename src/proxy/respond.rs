@@ -1,0 +1,194 @@
+//! THE one place where a rejection becomes a response. Every variant is
+//! matched by name (no catch-all), so a new rejection cannot compile without
+//! a deliberate status, body and metric reason. Bodies are fixed strings:
+//! nothing from the token or the request is ever echoed.
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::{HeaderValue, Response, StatusCode};
+use http_body_util::Full;
+
+use super::forward::UpstreamError;
+use crate::auth::{AuthError, Forbidden};
+use crate::metrics::Reason;
+use crate::path::PathError;
+
+/// Everything that stops a request before or instead of the app's answer.
+#[derive(Debug, thiserror::Error)]
+pub enum Rejection {
+    /// 400: no safe normal form for the path.
+    #[error("bad path: {0}")]
+    BadPath(#[from] PathError),
+    /// 401: no valid credentials.
+    #[error("unauthenticated: {0}")]
+    Auth(#[from] AuthError),
+    /// 403: valid credentials, not enough rights.
+    #[error("forbidden: {0}")]
+    Forbidden(#[from] Forbidden),
+    /// 502/504: the app could not be reached or did not answer.
+    #[error("{0}")]
+    Upstream(#[from] UpstreamError),
+}
+
+impl Rejection {
+    /// The metric reason; one per distinct cause.
+    pub fn reason(&self) -> Reason {
+        match self {
+            Rejection::BadPath(_) => Reason::BadPath,
+            Rejection::Auth(e) => e.reason(),
+            Rejection::Forbidden(Forbidden::MissingScope) => Reason::InsufficientScope,
+            Rejection::Forbidden(Forbidden::ClaimMismatch) => Reason::ClaimMismatch,
+            Rejection::Upstream(UpstreamError::Connect(_)) => Reason::UpstreamConnect,
+            Rejection::Upstream(UpstreamError::Reset(_)) => Reason::UpstreamReset,
+            Rejection::Upstream(UpstreamError::Timeout(_)) => Reason::UpstreamTimeout,
+        }
+    }
+}
+
+/// What RFC 6750 says to put in `WWW-Authenticate`.
+enum Challenge {
+    /// No credentials were offered: realm only (§3.1).
+    Bare,
+    /// `error="invalid_token"`.
+    InvalidToken,
+    /// `error="insufficient_scope"`.
+    InsufficientScope,
+    /// Not an authentication problem.
+    None,
+}
+
+/// Builds the response for `rejection` under the configured `realm`.
+pub fn respond(rejection: &Rejection, realm: &str) -> Response<Full<Bytes>> {
+    use StatusCode as S;
+    let (status, challenge, error, description) = match rejection {
+        Rejection::BadPath(_) => (
+            S::BAD_REQUEST,
+            Challenge::None,
+            "invalid_request",
+            "malformed request path",
+        ),
+        Rejection::Auth(e) => match e {
+            AuthError::MissingToken => (
+                S::UNAUTHORIZED,
+                Challenge::Bare,
+                "invalid_request",
+                "a bearer token is required",
+            ),
+            AuthError::Expired => (
+                S::UNAUTHORIZED,
+                Challenge::InvalidToken,
+                "invalid_token",
+                "token expired",
+            ),
+            AuthError::NotYetValid => (
+                S::UNAUTHORIZED,
+                Challenge::InvalidToken,
+                "invalid_token",
+                "token not yet valid",
+            ),
+            // The cause stays in logs and metrics: telling a forger which
+            // check failed helps them, not the legitimate client.
+            AuthError::TokenTooLarge
+            | AuthError::Malformed(_)
+            | AuthError::AlgorithmNotAllowed
+            | AuthError::UnknownIssuer
+            | AuthError::UnknownKid
+            | AuthError::BadSignature
+            | AuthError::WrongAudience
+            | AuthError::MissingClaim(_) => (
+                S::UNAUTHORIZED,
+                Challenge::InvalidToken,
+                "invalid_token",
+                "invalid token",
+            ),
+        },
+        Rejection::Forbidden(Forbidden::MissingScope | Forbidden::ClaimMismatch) => (
+            S::FORBIDDEN,
+            Challenge::InsufficientScope,
+            "insufficient_scope",
+            "the token does not grant access to this resource",
+        ),
+        Rejection::Upstream(UpstreamError::Connect(_) | UpstreamError::Reset(_)) => {
+            (S::BAD_GATEWAY, Challenge::None, "bad_gateway", "upstream unavailable")
+        }
+        Rejection::Upstream(UpstreamError::Timeout(_)) => (
+            S::GATEWAY_TIMEOUT,
+            Challenge::None,
+            "gateway_timeout",
+            "upstream timed out",
+        ),
+    };
+    let body = format!(r#"{{"error":"{error}","error_description":"{description}"}}"#);
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let challenge = match challenge {
+        Challenge::Bare => Some(format!(r#"Bearer realm="{realm}""#)),
+        Challenge::InvalidToken | Challenge::InsufficientScope => Some(format!(
+            r#"Bearer realm="{realm}", error="{error}", error_description="{description}""#
+        )),
+        Challenge::None => None,
+    };
+    // The realm was validated as quoted-string safe at config load.
+    if let Some(v) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        headers.insert(WWW_AUTHENTICATE, v);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_token_has_a_bare_challenge() {
+        let r = respond(&Rejection::Auth(AuthError::MissingToken), "tg");
+        assert_eq!(r.status(), 401);
+        assert_eq!(r.headers()[WWW_AUTHENTICATE], r#"Bearer realm="tg""#);
+    }
+
+    #[test]
+    fn invalid_token_details_stay_private() {
+        for e in [
+            AuthError::BadSignature,
+            AuthError::UnknownKid,
+            AuthError::Malformed("x"),
+        ] {
+            let r = respond(&Rejection::Auth(e), "tg");
+            assert_eq!(r.status(), 401);
+            assert_eq!(
+                r.headers()[WWW_AUTHENTICATE],
+                r#"Bearer realm="tg", error="invalid_token", error_description="invalid token""#
+            );
+        }
+        let r = respond(&Rejection::Auth(AuthError::Expired), "tg");
+        assert!(
+            r.headers()[WWW_AUTHENTICATE]
+                .to_str()
+                .unwrap()
+                .contains("token expired")
+        );
+    }
+
+    #[test]
+    fn forbidden_and_upstream() {
+        let r = respond(&Rejection::Forbidden(Forbidden::MissingScope), "tg");
+        assert_eq!(r.status(), 403);
+        assert!(
+            r.headers()[WWW_AUTHENTICATE]
+                .to_str()
+                .unwrap()
+                .contains("insufficient_scope")
+        );
+        let r = respond(
+            &Rejection::Upstream(UpstreamError::Timeout(std::time::Duration::from_secs(1))),
+            "tg",
+        );
+        assert_eq!(r.status(), 504);
+        assert!(!r.headers().contains_key(WWW_AUTHENTICATE));
+        let r = respond(&Rejection::BadPath(PathError::Backslash), "tg");
+        assert_eq!(r.status(), 400);
+    }
+}

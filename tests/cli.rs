@@ -1,0 +1,221 @@
+//! The binary as an operator runs it: check-config, token mint, every example
+//! config, and SIGTERM draining a real process.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tokengate");
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tokengate-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn check_config(path: &Path) -> std::process::Output {
+    Command::new(BIN)
+        .args(["check-config"])
+        .arg(path)
+        .env(
+            "TOKENGATE_EXAMPLE_HS256_SECRET",
+            "example-secret-for-tests-0123456789abcdef",
+        )
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn every_file_in_config_loads() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+            continue;
+        }
+        let out = check_config(&path);
+        assert!(
+            out.status.success(),
+            "{} does not validate:\n{}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        checked += 1;
+    }
+    assert!(checked >= 2, "config/ holds dev.yaml and tokengate.yaml at least");
+    // The embedded default is config/dev.yaml, compiled in.
+    tokengate::Config::embedded_dev().unwrap();
+}
+
+#[test]
+fn check_config_names_an_unknown_field_and_its_line() {
+    let dir = temp_dir("unknown-field");
+    let file = dir.join("bad.yaml");
+    std::fs::write(
+        &file,
+        "upstream:\n  url: http://127.0.0.1:3000\nauth:\n  issuers:\n    - issuer: x\n      keys:\n        - algorithm: HS256\n          secret_env: X\n          bogus_field: 1\n",
+    )
+    .unwrap();
+    let out = check_config(&file);
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unknown field `bogus_field`"), "{stderr}");
+    assert!(stderr.contains("line 9"), "{stderr}");
+}
+
+#[test]
+fn check_config_lists_every_problem_with_its_path() {
+    let dir = temp_dir("problems");
+    let file = dir.join("bad.yaml");
+    std::fs::write(
+        &file,
+        r#"listen: "nowhere"
+upstream:
+  url: "https://app:3000/base"
+  request_timeout: 10 minutes
+auth:
+  issuers:
+    - issuer: a
+      keys:
+        - { kid: k1, algorithm: none, secret_file: x }
+        - { kid: k2, algorithm: RS256, secret_file: secret.txt }
+        - { kid: k3, algorithm: HS256, secret_file: missing.txt }
+routes:
+  - prefix: /public/../admin
+    public: true
+"#,
+    )
+    .unwrap();
+    let out = check_config(&file);
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        "listen (line 1)",
+        "upstream.url (line 3)",
+        "upstream.request_timeout (line 4)",
+        "auth.issuers[0].keys[0].algorithm",
+        "`none` is never accepted",
+        "auth.issuers[0].keys[1].secret_file",
+        "auth.issuers[0].keys[2].secret_file",
+        "routes[0].prefix (line 13)",
+        "write `/admin`",
+    ] {
+        assert!(stderr.contains(expected), "missing {expected:?} in:\n{stderr}");
+    }
+}
+
+#[test]
+fn token_mint_signs_with_the_embedded_dev_key() {
+    let out = Command::new(BIN)
+        .args([
+            "token",
+            "mint",
+            "--sub",
+            "alice",
+            "--scope",
+            "read admin",
+            "--claim",
+            "role=ops",
+            "--ttl",
+            "10m",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8(out.stdout).unwrap();
+    let config = tokengate::Config::embedded_dev().unwrap();
+    let verifier = tokengate::auth::Verifier::new(config.auth.issuers, 0);
+    let claims = verifier.verify(token.trim(), now()).unwrap();
+    assert_eq!(claims.subject(), Some("alice"));
+    assert_eq!(claims.scopes().collect::<Vec<_>>(), ["read", "admin"]);
+    assert_eq!(claims.get("role").unwrap(), "ops");
+    assert!((claims.exp - now() - 600).abs() <= 2);
+}
+
+#[tokio::test]
+async fn sigterm_drains_in_flight_requests_and_exits_zero() {
+    let upstream = start_echo().await;
+    let dir = temp_dir("sigterm");
+    let file = dir.join("tokengate.yaml");
+    std::fs::copy(fixtures().join("keys/hs32.secret"), dir.join("hs.secret")).unwrap();
+    std::fs::write(
+        &file,
+        format!(
+            r#"listen: "127.0.0.1:0"
+admin: {{ listen: "127.0.0.1:0" }}
+upstream: {{ url: "http://{upstream}" }}
+shutdown: {{ drain_timeout: 10s }}
+auth:
+  issuers:
+    - issuer: t
+      keys: [{{ algorithm: HS256, secret_file: hs.secret }}]
+routes:
+  - prefix: /public/
+    public: true
+"#
+        ),
+    )
+    .unwrap();
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["--log-format", "json", "run", "--config"])
+        .arg(&file)
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stderr));
+    let (proxy, admin) = loop {
+        let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+            .await
+            .expect("the proxy logs its addresses")
+            .unwrap()
+            .expect("the proxy is running");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if v["message"] == "tokengate listening" {
+            break (
+                v["proxy"].as_str().unwrap().to_owned(),
+                v["admin"].as_str().unwrap().to_owned(),
+            );
+        }
+    };
+    // Keep draining the log pipe so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    assert_eq!(get(&format!("http://{admin}/readyz"), &[]).await.status, 200);
+
+    let url = format!("http://{proxy}/public/slow");
+    let in_flight = tokio::spawn(async move { get(&url, &[("x-echo-delay-ms", "1000")]).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pid = child.id().unwrap().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+
+    let started = Instant::now();
+    let reply = in_flight.await.unwrap();
+    assert_eq!(reply.status, 200, "the in-flight request completed");
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn bad_config_at_run_exits_64_before_binding() {
+    let dir = temp_dir("run-bad");
+    let file = dir.join("bad.yaml");
+    std::fs::write(&file, "upstream: { url: ftp://x }\nauth: { issuers: [] }\n").unwrap();
+    let out = Command::new(BIN).args(["run", "--config"]).arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("upstream.url") && stderr.contains("auth.issuers"),
+        "{stderr}"
+    );
+}
