@@ -1,31 +1,66 @@
 //! The admin listener: `/healthz` (alive), `/readyz` (serving and ready),
-//! `/metrics` (Prometheus text). Separate from the proxy port so probes and
-//! scrapes never pass through token checks.
+//! `/metrics` (Prometheus text), and `POST /revoke` for loopback callers.
+//! Separate from the proxy port so probes and scrapes never pass through
+//! token checks.
 
 use std::convert::Infallible;
-use std::future::{Ready, ready};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
+use serde::Deserialize;
 
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
+use crate::revocation::{Revocation, Revocations};
+
+/// Largest `/revoke` body accepted.
+const MAX_REVOKE_BODY: usize = 4096;
 
 /// The admin service; cheap to clone per connection.
 #[derive(Clone)]
 pub struct AdminService {
     metrics: Arc<Metrics>,
     readiness: Readiness,
+    revocations: Revocations,
+    /// The caller; `/revoke` is refused unless it is a loopback address.
+    peer: Option<SocketAddr>,
+}
+
+/// `POST /revoke` body: `{"jti": "...", "exp": 1767225600}` or
+/// `{"sub": "...", "before": 1767225600}` (`before` defaults to now).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeRequest {
+    jti: Option<String>,
+    exp: Option<i64>,
+    sub: Option<String>,
+    before: Option<i64>,
 }
 
 impl AdminService {
-    /// Serves `metrics` and `readiness`.
-    pub fn new(metrics: Arc<Metrics>, readiness: Readiness) -> Self {
-        AdminService { metrics, readiness }
+    /// Serves `metrics`, `readiness` and revocations.
+    pub fn new(metrics: Arc<Metrics>, readiness: Readiness, revocations: Revocations) -> Self {
+        AdminService {
+            metrics,
+            readiness,
+            revocations,
+            peer: None,
+        }
+    }
+
+    /// The service for one connection from `peer`.
+    pub fn for_peer(&self, peer: SocketAddr) -> Self {
+        AdminService {
+            peer: Some(peer),
+            ..self.clone()
+        }
     }
 
     fn answer(&self, method: &Method, path: &str) -> Response<Full<Bytes>> {
@@ -49,6 +84,58 @@ impl AdminService {
             _ => text(StatusCode::NOT_FOUND, "not found\n".into()),
         }
     }
+
+    async fn revoke(self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        // Pod-local callers only: anyone who can reach the admin port from
+        // outside must not be able to log users out.
+        if !self.peer.is_some_and(|p| p.ip().is_loopback()) {
+            return text(StatusCode::FORBIDDEN, "revoke is only accepted from loopback\n".into());
+        }
+        let body = match Limited::new(req.into_body(), MAX_REVOKE_BODY).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => return text(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n".into()),
+        };
+        let revocation = match serde_json::from_slice::<RevokeRequest>(&body) {
+            Ok(RevokeRequest {
+                jti: Some(id),
+                exp: Some(exp),
+                sub: None,
+                before: None,
+            }) if !id.is_empty() => Revocation::Jti { id, exp },
+            Ok(RevokeRequest {
+                jti: None,
+                exp: None,
+                sub: Some(id),
+                before,
+            }) if !id.is_empty() => Revocation::Subject {
+                id,
+                before: before.unwrap_or_else(crate::auth::unix_now),
+            },
+            _ => {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    "expected {\"jti\": ID, \"exp\": UNIX} or {\"sub\": SUBJECT, \"before\": UNIX}\n".into(),
+                );
+            }
+        };
+        match self.revocations.revoke(&revocation).await {
+            Ok(seq) => {
+                tracing::info!(
+                    seq,
+                    kind = revocation.script_args().0,
+                    "revocation accepted on the admin port"
+                );
+                let mut r = Response::new(Full::new(Bytes::from(format!("{{\"seq\":{seq}}}\n"))));
+                r.headers_mut()
+                    .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                r
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "revocation through the admin port failed");
+                text(StatusCode::SERVICE_UNAVAILABLE, format!("revocation failed: {e}\n"))
+            }
+        }
+    }
 }
 
 fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
@@ -62,9 +149,14 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
 impl hyper::service::Service<Request<Incoming>> for AdminService {
     type Response = Response<Full<Bytes>>;
     type Error = Infallible;
-    type Future = Ready<Result<Self::Response, Infallible>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
-        ready(Ok(self.answer(req.method(), req.uri().path())))
+        if req.method() == Method::POST && req.uri().path() == "/revoke" {
+            let this = self.clone();
+            return Box::pin(async move { Ok(this.revoke(req).await) });
+        }
+        let response = self.answer(req.method(), req.uri().path());
+        Box::pin(std::future::ready(Ok(response)))
     }
 }

@@ -10,12 +10,12 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::admin::AdminService;
-use crate::auth::Authenticator;
 use crate::config::{Config, Limits, ShutdownConfig};
 use crate::metrics::Metrics;
 use crate::proxy::Proxy;
 use crate::proxy::forward::Upstream;
 use crate::readiness::Readiness;
+use crate::revocation::{self, Revocations};
 use crate::route::RoutePolicy;
 use crate::server::{self, Listener};
 
@@ -60,11 +60,15 @@ pub enum RunError {
     /// A metric could not be registered (a bug: names collide).
     #[error("metrics registry: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// The revocation mirror could not be set up.
+    #[error("{0}")]
+    Revocation(#[from] revocation::SetupError),
 }
 
 /// A built, not yet serving, tokengate.
 pub struct App {
     proxy: Arc<Proxy>,
+    revocations: Revocations,
     metrics: Arc<Metrics>,
     readiness: Readiness,
     tls: Option<TlsAcceptor>,
@@ -79,20 +83,21 @@ impl App {
         let metrics = Arc::new(Metrics::new(prometheus::Registry::new())?);
         let tls = config.tls.as_ref().map(crate::tls::acceptor).transpose()?;
         let readiness = Readiness::new();
-        let sources = config.auth.sources.clone();
-        let identity = config.auth.identity.clone();
-        let realm = config.auth.realm.clone();
+        let revocations = Revocations::new(&config.revocation, config.auth.leeway)?;
+        revocations.register(metrics.registry())?;
+        let mirror = revocations.clone();
+        readiness.add_check(Arc::new(move || mirror.not_ready_reason()));
         let proxy = Proxy::new(
             RoutePolicy::new(config.routes),
-            Authenticator::new(config.auth, config.limits.max_token_bytes),
-            &sources,
-            identity,
+            config.auth,
+            config.limits.max_token_bytes,
+            revocations.clone(),
             Upstream::new(&config.upstream),
             metrics.clone(),
-            realm,
         );
         Ok(App {
             proxy: Arc::new(proxy),
+            revocations,
             metrics,
             readiness,
             tls,
@@ -106,6 +111,11 @@ impl App {
         self.readiness.clone()
     }
 
+    /// The revocation mirror the request path consults.
+    pub fn revocations(&self) -> Revocations {
+        self.revocations.clone()
+    }
+
     /// The metrics shared with `/metrics`.
     pub fn metrics(&self) -> Arc<Metrics> {
         self.metrics.clone()
@@ -117,6 +127,7 @@ impl App {
     pub async fn run(self, listeners: Listeners, shutdown: impl Future<Output = ()> + Send) -> Result<(), RunError> {
         let App {
             proxy,
+            revocations,
             metrics,
             readiness,
             tls,
@@ -131,14 +142,25 @@ impl App {
             "tokengate listening"
         );
 
-        let admin_service = AdminService::new(metrics.clone(), readiness.clone());
+        // Background tasks beside the request path; aborted after the drain.
+        let mut background = Vec::new();
+        if let Some(target) = revocations.redis() {
+            background.push(revocation::sync::spawn(
+                revocations.clone(),
+                target.clone(),
+                readiness.latch(),
+            ));
+        }
+        background.push(tokio::spawn(revocations.clone().watch_staleness()));
+
+        let admin_service = AdminService::new(metrics.clone(), readiness.clone(), revocations);
         let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
         let admin = tokio::spawn(server::serve(
             Listener {
                 socket: listeners.admin,
                 tls: None,
                 limits: limits.clone(),
-                new_service: move |_, _| admin_service.clone(),
+                new_service: move |peer, _| admin_service.for_peer(peer),
                 drain_timeout: std::time::Duration::from_secs(1),
                 connections: None,
             },
@@ -169,6 +191,9 @@ impl App {
         tracing::info!(aborted = drained.aborted, "proxy drained");
         let _ = stop_admin.send(());
         let _ = admin.await;
+        for task in background {
+            task.abort();
+        }
         Ok(())
     }
 }

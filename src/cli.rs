@@ -10,8 +10,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::app::{self, App, Listeners};
 use crate::auth::unix_now;
+use crate::config::RevocationBackend;
 use crate::config::{Config, ConfigError, parse_duration};
 use crate::mint::{MintOptions, mint};
+use crate::revocation::{Revocation, Revocations};
 
 /// Exit code for a configuration that does not validate (as linkerd does).
 pub const EXIT_CONFIG: u8 = 64;
@@ -50,6 +52,23 @@ enum Command {
     CheckConfig {
         /// The file to check (default: --config).
         file: Option<PathBuf>,
+    },
+    /// Revoke a token (--jti ID --exp UNIX) or a subject (--sub S [--before UNIX]):
+    /// through the Lua script for the redis backend, through the admin port
+    /// (loopback) for the memory backend.
+    Revoke {
+        /// The token's jti.
+        #[arg(long, conflicts_with_all = ["sub", "before"], requires = "exp")]
+        jti: Option<String>,
+        /// The token's exp (unix seconds): the entry lives until then.
+        #[arg(long, requires = "jti")]
+        exp: Option<i64>,
+        /// The subject to log out everywhere.
+        #[arg(long, required_unless_present = "jti")]
+        sub: Option<String>,
+        /// Cut-off: tokens with iat at or before it are refused (default now).
+        #[arg(long, requires = "sub")]
+        before: Option<i64>,
     },
     /// Development tokens.
     Token {
@@ -138,6 +157,20 @@ pub fn main() -> ExitCode {
                 },
             ),
             Command::Demo { listen, admin_listen } => demo(listen, admin_listen).await,
+            Command::Revoke { jti, exp, sub, before } => {
+                let revocation = match (jti, exp, sub) {
+                    (Some(id), Some(exp), _) => Revocation::Jti { id, exp },
+                    (_, _, Some(id)) => Revocation::Subject {
+                        id,
+                        before: before.unwrap_or_else(unix_now),
+                    },
+                    _ => {
+                        eprintln!("tokengate revoke: give --jti ID --exp UNIX, or --sub S");
+                        return ExitCode::from(2);
+                    }
+                };
+                revoke(config_path.as_deref(), revocation).await
+            }
         }
     })
 }
@@ -253,6 +286,70 @@ fn token_mint(path: Option<&Path>, options: MintOptions) -> ExitCode {
     }
 }
 
+async fn revoke(path: Option<&Path>, revocation: Revocation) -> ExitCode {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(e) => return config_failure(&e),
+    };
+    let result = match &config.revocation.backend {
+        RevocationBackend::Redis(_) => match Revocations::new(&config.revocation, config.auth.leeway) {
+            Ok(r) => r.revoke(&revocation).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        },
+        // The memory mirror lives inside the running process: ask it.
+        RevocationBackend::Memory => {
+            let mut admin = config.admin.listen;
+            if admin.ip().is_unspecified() {
+                admin.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            revoke_via_admin(admin, &revocation).await
+        }
+    };
+    match result {
+        Ok(seq) => {
+            println!("revoked (seq {seq})");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tokengate revoke: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn revoke_via_admin(admin: SocketAddr, revocation: &Revocation) -> Result<u64, String> {
+    use http_body_util::BodyExt;
+    let body = match revocation {
+        Revocation::Jti { id, exp } => serde_json::json!({"jti": id, "exp": exp}),
+        Revocation::Subject { id, before } => serde_json::json!({"sub": id, "before": before}),
+    };
+    let stream = tokio::net::TcpStream::connect(admin)
+        .await
+        .map_err(|e| format!("cannot reach the admin port {admin}: {e}"))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let req = http::Request::post("/revoke")
+        .header(http::header::HOST, admin.to_string())
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from(body.to_string())))
+        .map_err(|e| e.to_string())?;
+    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+    if !status.is_success() {
+        return Err(format!(
+            "admin port answered {status}: {}",
+            String::from_utf8_lossy(&bytes).trim()
+        ));
+    }
+    serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| v["seq"].as_u64())
+        .ok_or_else(|| "unexpected answer from the admin port".to_owned())
+}
+
 async fn demo(listen: SocketAddr, admin_listen: SocketAddr) -> ExitCode {
     crate::install_crypto_providers();
     let mut config = match Config::embedded_dev() {
@@ -289,6 +386,11 @@ async fn demo(listen: SocketAddr, admin_listen: SocketAddr) -> ExitCode {
         ],
         ..MintOptions::default()
     };
+    let revocable = MintOptions {
+        subject: "carol".into(),
+        claims: vec![("jti".into(), "demo-carol-1".into())],
+        ..user.clone()
+    };
     let admin = MintOptions {
         subject: "bob".into(),
         scope: Some("read admin".into()),
@@ -300,8 +402,8 @@ async fn demo(listen: SocketAddr, admin_listen: SocketAddr) -> ExitCode {
         claims: vec![("iat".into(), (now - 7200).into())],
         ..user.clone()
     };
-    let tokens = [&user, &admin, &expired].map(|o| mint(&config.auth, o, now));
-    let [Ok(user_token), Ok(admin_token), Ok(expired_token)] = tokens else {
+    let tokens = [&user, &admin, &expired, &revocable].map(|o| mint(&config.auth, o, now));
+    let [Ok(user_token), Ok(admin_token), Ok(expired_token), Ok(carol_token)] = tokens else {
         eprintln!("tokengate demo: cannot mint demo tokens");
         return ExitCode::FAILURE;
     };
@@ -337,9 +439,17 @@ curl -s http://{p}/admin/panel -H 'Authorization: Bearer {admin_token}'
 # 6. public route, spoofed identity header: 200, and X-Auth-Subject is gone
 curl -s http://{p}/public/info -H 'X-Auth-Subject: root'
 
-# 7. what happened, by reason
+# 7. revocation: carol's token works, is revoked (admin port, loopback only), then refused with 401
+curl -s -o /dev/null -w '%{{http_code}}\n' http://{p}/hello -H 'Authorization: Bearer {carol_token}'
+curl -s -X POST http://{a}/revoke -d '{{"jti": "demo-carol-1", "exp": {carol_exp}}}'
+curl -si http://{p}/hello -H 'Authorization: Bearer {carol_token}'
+#    (the same from a shell: tokengate revoke --jti demo-carol-1 --exp {carol_exp};
+#     log alice out everywhere: tokengate revoke --sub alice)
+
+# 8. what happened, by reason
 curl -s http://{a}/metrics | grep '^tokengate_requests_total'
-"#
+"#,
+        carol_exp = now + 3600
     );
     let shutdown = async {
         crate::signal::shutdown().await;

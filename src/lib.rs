@@ -11,13 +11,15 @@
 //!   -> path      normalise the path (the one spelling the policy judges and the app gets)
 //!   -> route     which rule matches: public / token required / scopes or claims required
 //!   -> auth      extract (Bearer, cookie, header, query) -> verify (key by iss+kid, pinned
-//!                alg, signature, exp/nbf/aud with leeway) -> [revocation] -> authorize
+//!                alg, signature, exp/nbf/aud with leeway) -> authorize
+//!   -> revocation  local mirror: revoked jti? subject cut off after this iat? (never Redis)
 //!   -> proxy     strip hop-by-hop and spoofed identity headers, inject identity and
 //!                X-Forwarded-*, forward over a pooled client, stream bodies, upgrades
 //!   -> respond   every rejection becomes its response in proxy::respond, nowhere else
 //! ```
 //!
-//! Beside it: `admin` (metrics, health) and `app` (wiring, drain). `config`,
+//! Beside it: `revocation::sync` (Redis subscription), `admin` (metrics,
+//! health, loopback revoke) and `app` (wiring, drain). `config`,
 //! `metrics`, `readiness`, `signal` and `path` are leaves that import nothing
 //! internal; nothing imports `app` or `cli`.
 #![forbid(unsafe_code)]
@@ -34,6 +36,7 @@ pub mod mint;
 pub mod path;
 pub mod proxy;
 pub mod readiness;
+pub mod revocation;
 pub mod route;
 pub mod server;
 pub mod signal;

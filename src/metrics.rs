@@ -42,10 +42,14 @@ pub enum Reason {
     WrongAudience,
     /// 401: a required claim (`exp`, `iss`, `aud`) is absent.
     MissingClaim,
+    /// 401: the token's jti, or its subject up to its iat, is revoked.
+    Revoked,
     /// 403: a required scope is missing.
     InsufficientScope,
     /// 403: a required claim value is missing.
     ClaimMismatch,
+    /// 503: the revocation mirror is stale and the policy is fail-closed.
+    RevocationStale,
     /// 502: the upstream refused the connection or the connect timed out.
     UpstreamConnect,
     /// 502: the upstream reset or broke the exchange.
@@ -56,7 +60,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, for pre-registering label sets.
-    pub const ALL: [Reason; 19] = [
+    pub const ALL: [Reason; 21] = [
         Reason::Authorized,
         Reason::Public,
         Reason::BadPath,
@@ -71,8 +75,10 @@ impl Reason {
         Reason::NotYetValid,
         Reason::WrongAudience,
         Reason::MissingClaim,
+        Reason::Revoked,
         Reason::InsufficientScope,
         Reason::ClaimMismatch,
+        Reason::RevocationStale,
         Reason::UpstreamConnect,
         Reason::UpstreamReset,
         Reason::UpstreamTimeout,
@@ -95,6 +101,8 @@ impl Reason {
             Reason::NotYetValid => "not_yet_valid",
             Reason::WrongAudience => "wrong_audience",
             Reason::MissingClaim => "missing_claim",
+            Reason::Revoked => "revoked",
+            Reason::RevocationStale => "revocation_stale",
             Reason::InsufficientScope => "insufficient_scope",
             Reason::ClaimMismatch => "claim_mismatch",
             Reason::UpstreamConnect => "upstream_connect",
@@ -119,8 +127,10 @@ impl Reason {
             | Reason::NotYetValid
             | Reason::WrongAudience
             | Reason::MissingClaim
+            | Reason::Revoked
             | Reason::InsufficientScope
-            | Reason::ClaimMismatch => Outcome::Rejected,
+            | Reason::ClaimMismatch
+            | Reason::RevocationStale => Outcome::Rejected,
             Reason::UpstreamConnect | Reason::UpstreamReset | Reason::UpstreamTimeout => Outcome::UpstreamError,
         }
     }

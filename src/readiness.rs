@@ -1,19 +1,33 @@
 //! Readiness: `/readyz` is 200 only while every latch is released and the
 //! process is not draining.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
 
 /// Shared readiness state; clones observe and change the same state.
 #[derive(Clone, Debug, Default)]
 pub struct Readiness(Arc<Inner>);
 
-#[derive(Debug, Default)]
+/// A condition asked on every `/readyz`: `Some(why)` means not ready.
+pub type Check = Arc<dyn Fn() -> Option<&'static str> + Send + Sync>;
+
+#[derive(Default)]
 struct Inner {
     /// Latches not yet released (e.g. a first sync still running).
     pending: AtomicUsize,
     /// Set once on SIGTERM; never cleared.
     draining: AtomicBool,
+    /// Conditions that can come and go (e.g. a stale fail-closed mirror).
+    checks: RwLock<Vec<Check>>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner")
+            .field("pending", &self.pending)
+            .field("draining", &self.draining)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Holds readiness back until released or dropped.
@@ -33,6 +47,11 @@ impl Readiness {
         Latch(Some(self.0.clone()))
     }
 
+    /// Adds a condition consulted on every readiness query.
+    pub fn add_check(&self, check: Check) {
+        self.0.checks.write().unwrap_or_else(|e| e.into_inner()).push(check);
+    }
+
     /// Marks the process as draining: not ready from now on.
     pub fn set_draining(&self) {
         self.0.draining.store(true, Ordering::Release);
@@ -45,7 +64,8 @@ impl Readiness {
         } else if self.0.pending.load(Ordering::Acquire) > 0 {
             Some("starting")
         } else {
-            None
+            let checks = self.0.checks.read().unwrap_or_else(|e| e.into_inner());
+            checks.iter().find_map(|check| check())
         }
     }
 

@@ -1,5 +1,5 @@
-//! Authentication: extract a token, verify it, and (next issue) check it
-//! against the revocation mirror. Takes `&HeaderMap` and the query string,
+//! Authentication: extract a token and verify it (the revocation mirror is
+//! consulted next, by the proxy). Takes `&HeaderMap` and the query string,
 //! never hyper connection types, so every step unit-tests as a function.
 
 mod authorize;
@@ -104,7 +104,6 @@ impl Authenticator {
         let token = extract(&self.sources, headers, query, self.max_token_bytes)?;
         let result = self.verifier.verify(token, unix_now());
         metrics.record_verify(started.elapsed());
-        // Revocation slots in here: `result.and_then(|c| revocations.check(&c))`.
         result
     }
 }

@@ -235,13 +235,47 @@ pub struct RevocationConfig {
     pub max_staleness: Duration,
     /// What to do once the mirror is older than `max_staleness`.
     pub on_stale: OnStale,
+    /// Longest lifetime of any token the issuers mint; subject cut-offs older
+    /// than this (plus leeway) can no longer affect a live token and are pruned.
+    pub max_token_lifetime: Duration,
 }
 
 /// Revocation backend.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum RevocationBackend {
     /// In-process only: one instance, never stale.
     Memory,
+    /// A mirror kept current from Redis (the protocol in `revocation::protocol`).
+    Redis(Box<RedisConfig>),
+}
+
+/// How to reach Redis and how patiently.
+#[derive(Clone)]
+pub struct RedisConfig {
+    /// Parsed `redis://` / `rediss://` URL, with the password from
+    /// `password_file`/`password_env` applied.
+    pub connection_info: redis::ConnectionInfo,
+    /// The URL without its password, for logs.
+    pub display_url: String,
+    /// Key prefix (hash tag): keys are `{prefix}:...`.
+    pub prefix: String,
+    /// Time allowed to open a connection.
+    pub connect_timeout: Duration,
+    /// Time allowed for any one command; a hung Redis is detected by this.
+    pub command_timeout: Duration,
+    /// How often `{prefix}:seq` is compared with the mirror.
+    pub check_interval: Duration,
+    /// ZSCAN page size for full loads.
+    pub page_size: u64,
+}
+
+impl fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &self.display_url)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Policy once the revocation mirror is stale.

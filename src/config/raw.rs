@@ -139,6 +139,21 @@ pub(super) struct RawRequire {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRevocation {
     pub(super) backend: Option<S<String>>,
+    pub(super) redis: Option<RawRedis>,
     pub(super) max_staleness: Option<S<String>>,
     pub(super) on_stale: Option<S<String>>,
+    pub(super) max_token_lifetime: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRedis {
+    pub(super) url: S<String>,
+    pub(super) password_file: Option<S<String>>,
+    pub(super) password_env: Option<S<String>>,
+    pub(super) prefix: Option<S<String>>,
+    pub(super) connect_timeout: Option<S<String>>,
+    pub(super) command_timeout: Option<S<String>>,
+    pub(super) check_interval: Option<S<String>>,
+    pub(super) page_size: Option<S<u64>>,
 }

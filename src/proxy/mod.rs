@@ -1,5 +1,5 @@
-//! The proxy service: normalise -> route policy -> authenticate -> authorize
-//! -> prepare headers -> forward -> record. One hand-written hyper `Service`.
+//! The proxy service: normalise -> route policy -> authenticate -> revocation
+//! -> authorize -> prepare headers -> forward -> record. One hand-written hyper `Service`.
 
 pub mod forward;
 pub mod headers;
@@ -23,9 +23,10 @@ use hyper_util::rt::TokioIo;
 use self::forward::Upstream;
 use self::respond::{Rejection, respond};
 use crate::auth::{Authenticator, Claims, authorize, remove_query_param};
-use crate::config::{Access, IdentityHeaders, TokenSource};
+use crate::config::{Access, AuthConfig, IdentityHeaders, TokenSource};
 use crate::metrics::{Metrics, Reason};
 use crate::path;
+use crate::revocation::{Revocations, unix_ms};
 use crate::route::RoutePolicy;
 
 /// Response body: the app's streamed body, or a small body of our own.
@@ -35,6 +36,7 @@ pub type ProxyBody = Either<Incoming, Full<Bytes>>;
 pub struct Proxy {
     policy: RoutePolicy,
     auth: Authenticator,
+    revocations: Revocations,
     identity: IdentityHeaders,
     /// Query parameters that may carry a token, removed before forwarding.
     token_query_params: Vec<String>,
@@ -47,23 +49,26 @@ impl Proxy {
     /// Assembles the request path from its validated parts.
     pub fn new(
         policy: RoutePolicy,
-        auth: Authenticator,
-        sources: &[TokenSource],
-        identity: IdentityHeaders,
+        auth: AuthConfig,
+        max_token_bytes: usize,
+        revocations: Revocations,
         upstream: Upstream,
         metrics: Arc<Metrics>,
-        realm: String,
     ) -> Self {
-        let token_query_params = sources
+        let token_query_params = auth
+            .sources
             .iter()
             .filter_map(|s| match s {
                 TokenSource::Query(name) => Some(name.clone()),
                 _ => None,
             })
             .collect();
+        let identity = auth.identity.clone();
+        let realm = auth.realm.clone();
         Proxy {
             policy,
-            auth,
+            auth: Authenticator::new(auth, max_token_bytes),
+            revocations,
             identity,
             token_query_params,
             upstream,
@@ -129,6 +134,7 @@ impl Proxy {
                 let claims = self
                     .auth
                     .authenticate(req.headers(), req.uri().query(), &self.metrics)?;
+                self.revocations.check(&claims, unix_ms())?;
                 authorize(requirements, &claims)?;
                 Some(claims)
             }

@@ -12,6 +12,7 @@ use super::forward::UpstreamError;
 use crate::auth::{AuthError, Forbidden};
 use crate::metrics::Reason;
 use crate::path::PathError;
+use crate::revocation::RevocationError;
 
 /// Everything that stops a request before or instead of the app's answer.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +23,9 @@ pub enum Rejection {
     /// 401: no valid credentials.
     #[error("unauthenticated: {0}")]
     Auth(#[from] AuthError),
+    /// 401 (revoked) or 503 (mirror stale, fail-closed).
+    #[error("{0}")]
+    Revocation(#[from] RevocationError),
     /// 403: valid credentials, not enough rights.
     #[error("forbidden: {0}")]
     Forbidden(#[from] Forbidden),
@@ -36,6 +40,8 @@ impl Rejection {
         match self {
             Rejection::BadPath(_) => Reason::BadPath,
             Rejection::Auth(e) => e.reason(),
+            Rejection::Revocation(RevocationError::Revoked) => Reason::Revoked,
+            Rejection::Revocation(RevocationError::Stale { .. }) => Reason::RevocationStale,
             Rejection::Forbidden(Forbidden::MissingScope) => Reason::InsufficientScope,
             Rejection::Forbidden(Forbidden::ClaimMismatch) => Reason::ClaimMismatch,
             Rejection::Upstream(UpstreamError::Connect(_)) => Reason::UpstreamConnect,
@@ -102,6 +108,18 @@ pub fn respond(rejection: &Rejection, realm: &str) -> Response<Full<Bytes>> {
                 "invalid token",
             ),
         },
+        Rejection::Revocation(RevocationError::Revoked) => (
+            S::UNAUTHORIZED,
+            Challenge::InvalidToken,
+            "invalid_token",
+            "token revoked",
+        ),
+        Rejection::Revocation(RevocationError::Stale { .. }) => (
+            S::SERVICE_UNAVAILABLE,
+            Challenge::None,
+            "temporarily_unavailable",
+            "revocation state unknown; retry later",
+        ),
         Rejection::Forbidden(Forbidden::MissingScope | Forbidden::ClaimMismatch) => (
             S::FORBIDDEN,
             Challenge::InsufficientScope,
@@ -131,6 +149,9 @@ pub fn respond(rejection: &Rejection, realm: &str) -> Response<Full<Bytes>> {
         )),
         Challenge::None => None,
     };
+    if let Rejection::Revocation(RevocationError::Stale { retry_after }) = rejection {
+        headers.insert(http::header::RETRY_AFTER, HeaderValue::from(*retry_after));
+    }
     // The realm was validated as quoted-string safe at config load.
     if let Some(v) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
         headers.insert(WWW_AUTHENTICATE, v);
@@ -190,5 +211,16 @@ mod tests {
         assert!(!r.headers().contains_key(WWW_AUTHENTICATE));
         let r = respond(&Rejection::BadPath(PathError::Backslash), "tg");
         assert_eq!(r.status(), 400);
+        let r = respond(&Rejection::Revocation(RevocationError::Stale { retry_after: 5 }), "tg");
+        assert_eq!(r.status(), 503);
+        assert_eq!(r.headers()[http::header::RETRY_AFTER], "5");
+        let r = respond(&Rejection::Revocation(RevocationError::Revoked), "tg");
+        assert_eq!(r.status(), 401);
+        assert!(
+            r.headers()[WWW_AUTHENTICATE]
+                .to_str()
+                .unwrap()
+                .contains("invalid_token")
+        );
     }
 }

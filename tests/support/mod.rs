@@ -2,6 +2,8 @@
 //! clients for HTTP/1.1, h2c and TLS, and token minting from fixture keys.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod redis;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;

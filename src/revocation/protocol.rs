@@ -1,0 +1,191 @@
+//! The Redis revocation protocol, an external contract that issuers in any
+//! language write to. Everything about it lives here: key names, the channel,
+//! the message JSON, and the Lua script that makes a revocation atomic.
+//!
+//! | key | type | content |
+//! |---|---|---|
+//! | `{prefix}:revoked:jti` | sorted set | member = jti, score = the token's `exp` |
+//! | `{prefix}:revoked:sub` | sorted set | member = subject, score = cut-off (`iat <= score` is revoked) |
+//! | `{prefix}:seq` | integer | incremented by every revocation |
+//! | channel `prefix:revocations` | pub/sub | one JSON message per revocation, with its `seq` |
+//!
+//! The keys share the hash tag `{prefix}` so one script touches them all on
+//! Redis Cluster too.
+
+use serde::{Deserialize, Serialize};
+
+/// The revoke script: bump `seq`, add to the set (keeping the later score if
+/// the member exists), publish the message. One atomic step.
+///
+/// `KEYS[1]` the set, `KEYS[2]` the seq key; `ARGV[1]` kind (`jti`|`sub`),
+/// `ARGV[2]` id, `ARGV[3]` score (exp or cut-off), `ARGV[4]` channel.
+/// Returns the new `seq`.
+pub const REVOKE_SCRIPT: &str = r#"
+local seq = redis.call('INCR', KEYS[2])
+redis.call('ZADD', KEYS[1], 'GT', ARGV[3], ARGV[2])
+local msg = {seq = seq, kind = ARGV[1], id = ARGV[2]}
+if ARGV[1] == 'jti' then msg.exp = tonumber(ARGV[3]) else msg.before = tonumber(ARGV[3]) end
+redis.call('PUBLISH', ARGV[4], cjson.encode(msg))
+return seq
+"#;
+
+/// Key and channel names for one prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keys {
+    /// `{prefix}:revoked:jti`
+    pub jti: String,
+    /// `{prefix}:revoked:sub`
+    pub sub: String,
+    /// `{prefix}:seq`
+    pub seq: String,
+    /// `prefix:revocations`
+    pub channel: String,
+}
+
+impl Keys {
+    /// The names for `prefix` (default `tokengate`).
+    pub fn new(prefix: &str) -> Keys {
+        Keys {
+            jti: format!("{{{prefix}}}:revoked:jti"),
+            sub: format!("{{{prefix}}}:revoked:sub"),
+            seq: format!("{{{prefix}}}:seq"),
+            channel: format!("{prefix}:revocations"),
+        }
+    }
+}
+
+/// One revocation, as written to Redis and carried on the channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revocation {
+    /// The token with this `jti`, which expires at `exp`.
+    Jti {
+        /// The token id.
+        id: String,
+        /// The token's `exp` (unix seconds): the entry is kept until then.
+        exp: i64,
+    },
+    /// Every token of `subject` issued at or before `before` (unix seconds).
+    Subject {
+        /// The subject (`sub`).
+        id: String,
+        /// The cut-off.
+        before: i64,
+    },
+}
+
+/// The channel message, `{"seq": 42, "kind": "jti", "id": "...", "exp": 1767225600}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    /// The value of `{prefix}:seq` after this revocation.
+    pub seq: u64,
+    /// `jti` or `sub`.
+    pub kind: String,
+    /// The jti or subject.
+    pub id: String,
+    /// For `jti`: the token's expiry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp: Option<f64>,
+    /// For `sub`: the cut-off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<f64>,
+}
+
+/// Why a channel message was not understood.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MessageError {
+    /// Not JSON, or missing fields.
+    #[error("not a revocation message: {0}")]
+    Json(String),
+    /// `kind` is neither `jti` nor `sub`, or its time field is missing.
+    #[error("revocation message has kind `{0}` without its time field")]
+    Kind(String),
+}
+
+impl Message {
+    /// Parses a channel payload into its `seq` and revocation.
+    pub fn parse(payload: &[u8]) -> Result<(u64, Revocation), MessageError> {
+        let m: Message = serde_json::from_slice(payload).map_err(|e| MessageError::Json(e.to_string()))?;
+        let time = |v: Option<f64>| v.filter(|t| t.is_finite()).map(|t| t.floor() as i64);
+        let revocation = match (m.kind.as_str(), time(m.exp), time(m.before)) {
+            ("jti", Some(exp), _) if !m.id.is_empty() => Revocation::Jti { id: m.id, exp },
+            ("sub", _, Some(before)) if !m.id.is_empty() => Revocation::Subject { id: m.id, before },
+            _ => return Err(MessageError::Kind(m.kind)),
+        };
+        Ok((m.seq, revocation))
+    }
+}
+
+impl Revocation {
+    /// `(kind, id, score)` as the script takes them.
+    pub fn script_args(&self) -> (&'static str, &str, i64) {
+        match self {
+            Revocation::Jti { id, exp } => ("jti", id, *exp),
+            Revocation::Subject { id, before } => ("sub", id, *before),
+        }
+    }
+}
+
+/// Runs the revoke script; returns the new `seq`.
+pub async fn revoke<C>(conn: &mut C, keys: &Keys, revocation: &Revocation) -> redis::RedisResult<u64>
+where
+    C: redis::aio::ConnectionLike + Send,
+{
+    let (kind, id, score) = revocation.script_args();
+    let set = if kind == "jti" { &keys.jti } else { &keys.sub };
+    redis::Script::new(REVOKE_SCRIPT)
+        .key(set)
+        .key(&keys.seq)
+        .arg(kind)
+        .arg(id)
+        .arg(score)
+        .arg(&keys.channel)
+        .invoke_async(conn)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_names_follow_the_contract() {
+        let k = Keys::new("tokengate");
+        assert_eq!(k.jti, "{tokengate}:revoked:jti");
+        assert_eq!(k.sub, "{tokengate}:revoked:sub");
+        assert_eq!(k.seq, "{tokengate}:seq");
+        assert_eq!(k.channel, "tokengate:revocations");
+    }
+
+    #[test]
+    fn messages_parse() {
+        assert_eq!(
+            Message::parse(br#"{"seq": 42, "kind": "jti", "id": "abc", "exp": 1767225600}"#),
+            Ok((
+                42,
+                Revocation::Jti {
+                    id: "abc".into(),
+                    exp: 1767225600
+                }
+            ))
+        );
+        assert_eq!(
+            Message::parse(br#"{"seq":43,"kind":"sub","id":"alice","before":1767225600}"#),
+            Ok((
+                43,
+                Revocation::Subject {
+                    id: "alice".into(),
+                    before: 1767225600
+                }
+            ))
+        );
+        for bad in [
+            &br#"not json"#[..],
+            br#"{"seq": 1, "kind": "jti", "id": "x"}"#,
+            br#"{"seq": 1, "kind": "sid", "id": "x", "exp": 1}"#,
+            br#"{"seq": 1, "kind": "jti", "id": "", "exp": 1}"#,
+            br#"{"kind": "jti", "id": "x", "exp": 1}"#,
+        ] {
+            assert!(Message::parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+    }
+}
