@@ -215,6 +215,19 @@ impl Shards {
         }
     }
 
+    /// Merges many entries, taking each shard's lock once.
+    fn merge_batch(&self, entries: &mut [(u64, i64)]) {
+        entries.sort_unstable_by_key(|(key, _)| (key >> 60) as usize % SHARDS);
+        for group in entries.chunk_by(|a, b| (a.0 >> 60) == (b.0 >> 60)) {
+            let Some(&(first, _)) = group.first() else { continue };
+            let mut map = self.shard(first).write().unwrap_or_else(|e| e.into_inner());
+            map.reserve(group.len());
+            for &(key, score) in group {
+                map.entry(key).and_modify(|s| *s = (*s).max(score)).or_insert(score);
+            }
+        }
+    }
+
     fn prune(&self, keep_from: i64) -> usize {
         let mut removed = 0;
         for shard in &self.0 {
@@ -317,6 +330,16 @@ impl Revocations {
         match revocation {
             Revocation::Jti { id, exp } => self.inner.jti.merge(self.key(id), *exp),
             Revocation::Subject { id, before } => self.inner.sub.merge(self.key(id), *before),
+        }
+    }
+
+    /// Merges a page of `(id, score)` pairs from a full load.
+    pub fn apply_page<'a>(&self, jti: bool, page: impl Iterator<Item = (&'a str, i64)>) {
+        let mut entries: Vec<(u64, i64)> = page.map(|(id, score)| (self.key(id), score)).collect();
+        if jti {
+            self.inner.jti.merge_batch(&mut entries);
+        } else {
+            self.inner.sub.merge_batch(&mut entries);
         }
     }
 

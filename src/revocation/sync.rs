@@ -11,7 +11,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, ConnectionInfo};
 
 use super::protocol::{Keys, Message};
-use super::{ReloadCause, Revocation, Revocations, unix_ms};
+use super::{ReloadCause, Revocations, unix_ms};
 use crate::config::RedisConfig;
 use crate::readiness::Latch;
 
@@ -258,18 +258,12 @@ async fn full_load(
                     .query_async(conn),
             )
             .await?;
-            for pair in page.chunks_exact(2) {
-                let Ok(score) = pair[1].parse::<f64>() else { continue };
-                let score = score.floor() as i64;
-                let id = pair[0].clone();
-                let revocation = if is_jti {
-                    Revocation::Jti { id, exp: score }
-                } else {
-                    Revocation::Subject { id, before: score }
-                };
-                revocations.apply(&revocation);
-                loaded += 1;
-            }
+            let pairs = page.chunks_exact(2).filter_map(|pair| {
+                let score = pair[1].parse::<f64>().ok()?;
+                Some((pair[0].as_str(), score.floor() as i64))
+            });
+            revocations.apply_page(is_jti, pairs);
+            loaded += page.len() / 2;
             cursor = next;
             if cursor == 0 {
                 break;
