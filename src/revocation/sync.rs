@@ -83,7 +83,7 @@ async fn run(revocations: Revocations, target: RedisTarget, latch: Latch) {
     let mut failures: u32 = 0;
     let mut ever_connected = false;
     loop {
-        let error = session(
+        let Err(error) = session(
             &revocations,
             &target,
             cause,
@@ -122,20 +122,6 @@ fn backoff(attempt: u32) -> Duration {
 }
 
 async fn session(
-    revocations: &Revocations,
-    target: &RedisTarget,
-    cause: ReloadCause,
-    latch: &mut Option<Latch>,
-    ever_connected: &mut bool,
-    failures: &mut u32,
-) -> SyncError {
-    match session_inner(revocations, target, cause, latch, ever_connected, failures).await {
-        Ok(never) => match never {},
-        Err(e) => e,
-    }
-}
-
-async fn session_inner(
     revocations: &Revocations,
     target: &RedisTarget,
     cause: ReloadCause,
