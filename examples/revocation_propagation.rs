@@ -32,11 +32,11 @@ async fn main() {
             .replace("127.0.0.1:8080", "127.0.0.1:0")
             .replace("127.0.0.1:9090", "127.0.0.1:0")
     );
+    let load = || Config::from_yaml_str(&yaml, FileBase::Dir(&dir), "bench").expect("bench config");
     let mut mirrors: Vec<Revocations> = Vec::new();
     let mut first_addr = None;
     for _ in 0..proxies {
-        let config = Config::from_yaml_str(&yaml, FileBase::Dir(&dir), "bench").expect("config");
-        let app = App::new(config).expect("app");
+        let app = App::new(load()).expect("app");
         mirrors.push(app.revocations());
         let listeners = Listeners {
             proxy: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
@@ -49,14 +49,8 @@ async fn main() {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
-    let config = Config::from_yaml_str(&yaml, FileBase::Dir(&dir), "bench").unwrap();
-    let verifier = tokengate::auth::Verifier::new(
-        Config::from_yaml_str(&yaml, FileBase::Dir(&dir), "bench")
-            .unwrap()
-            .auth
-            .issuers,
-        0,
-    );
+    let config = load();
+    let verifier = tokengate::auth::Verifier::new(load().auth.issuers, 0);
     let client = redis::Client::open(url.as_str()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let keys = Keys::new("bench");
