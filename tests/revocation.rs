@@ -370,6 +370,65 @@ async fn a_hundred_thousand_revocations_at_start_up_are_all_enforced() {
 }
 
 #[tokio::test]
+async fn a_load_racing_with_prunes_skips_no_live_entry() {
+    // Small pages and another sidecar pruning expired entries (a prefix of low
+    // scores) while this proxy pages through the set: every live entry, and
+    // one revoked "for ever" (+inf), must still reach the mirror.
+    let redis = RedisServer::start();
+    let mut conn = redis.conn().await;
+    let (expired, live): (i64, i64) = (30_000, 20_000);
+    for (range, base) in [(0..expired, now() - 100_000), (expired..expired + live, now() + 3_600)] {
+        let mut cmd = ::redis::cmd("ZADD");
+        cmd.arg("{tokengate}:revoked:jti");
+        for i in range {
+            cmd.arg(base + i).arg(format!("e-{i}"));
+        }
+        let _: i64 = cmd.query_async(&mut conn).await.unwrap();
+    }
+    let _: i64 = ::redis::cmd("ZADD")
+        .arg("{tokengate}:revoked:jti")
+        .arg("+inf")
+        .arg("for-ever")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let pruner = tokio::spawn(async move {
+        let mut removed = 0;
+        while removed < expired {
+            let n: i64 = ::redis::cmd("ZREMRANGEBYRANK")
+                .arg("{tokengate}:revoked:jti")
+                .arg(0)
+                .arg(49)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            removed += n;
+        }
+    });
+    let cfg =
+        config(&redis, "fail_closed").replace("check_interval: 200ms", "check_interval: 200ms\n    page_size: 100");
+    let proxy = TestProxy::start_with(&cfg, start_echo().await).await;
+    pruner.await.unwrap();
+    wait_until(Duration::from_secs(5), || async {
+        get(&format!("http://{}/readyz", proxy.admin), &[]).await.status == 200
+    })
+    .await
+    .expect("ready after the first load");
+    assert_eq!(
+        metric(proxy.admin, r#"tokengate_revocation_entries{kind="jti"}"#).await,
+        (live + 1) as f64
+    );
+    for i in [expired, expired + 1, expired + 9_999, expired + live - 1] {
+        assert_eq!(
+            status(&proxy, &token(&format!("e-{i}"), "m", now())).await,
+            401,
+            "e-{i}"
+        );
+    }
+    assert_eq!(status(&proxy, &token("for-ever", "m", now())).await, 401);
+}
+
+#[tokio::test]
 async fn the_admin_port_revokes_for_loopback_callers() {
     let redis = RedisServer::start();
     let proxy = start(&redis, "fail_open").await;

@@ -265,7 +265,7 @@ pub struct RedisConfig {
     pub command_timeout: Duration,
     /// How often `{prefix}:seq` is compared with the mirror.
     pub check_interval: Duration,
-    /// ZSCAN page size for full loads.
+    /// Entries per ZRANGE page in a full load.
     pub page_size: u64,
 }
 
