@@ -50,7 +50,7 @@ async fn main() {
         }
     }
     let config = load();
-    let verifier = tokengate::auth::Verifier::new(load().auth.issuers, 0);
+    let verifier = tokengate::auth::Verifier::new(&load().auth.issuers, 0);
     let client = redis::Client::open(url.as_str()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let keys = Keys::new("bench");

@@ -11,12 +11,12 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::admin::AdminService;
 use crate::config::{Config, Limits, ShutdownConfig};
+use crate::keys::{JwksMetrics, KeyStores};
 use crate::metrics::Metrics;
 use crate::proxy::Proxy;
-use crate::proxy::forward::Upstream;
 use crate::readiness::Readiness;
+use crate::reload::{self, ConfigSource, Reloader};
 use crate::revocation::{self, Revocations};
-use crate::route::RoutePolicy;
 use crate::server::{self, Listener};
 
 /// The already-bound sockets `run` serves; tests bind port 0.
@@ -68,6 +68,7 @@ pub enum RunError {
 /// A built, not yet serving, tokengate.
 pub struct App {
     proxy: Arc<Proxy>,
+    reloader: Reloader,
     revocations: Revocations,
     metrics: Arc<Metrics>,
     readiness: Readiness,
@@ -78,6 +79,8 @@ pub struct App {
 
 impl App {
     /// Builds every component; binds nothing. `check-config` stops here.
+    /// Reloads read the file the config came from (the embedded config when
+    /// it came from none).
     pub fn new(config: Config) -> Result<App, RunError> {
         crate::install_crypto_providers();
         let metrics = Arc::new(Metrics::new(prometheus::Registry::new())?);
@@ -87,16 +90,22 @@ impl App {
         revocations.register(metrics.registry())?;
         let mirror = revocations.clone();
         readiness.add_check(Arc::new(move || mirror.not_ready_reason()));
-        let proxy = Proxy::new(
-            RoutePolicy::new(config.routes),
-            config.auth,
-            config.limits.max_token_bytes,
-            revocations.clone(),
-            Upstream::new(&config.upstream),
-            metrics.clone(),
-        );
+        let jwks_metrics = JwksMetrics::new(metrics.registry())?;
+        let key_stores = KeyStores::default();
+        key_stores.register(metrics.registry())?;
+        let stores = key_stores.clone();
+        readiness.add_check(Arc::new(move || stores.not_ready_reason()));
+        let (snapshot, state, _) = reload::build(&config, None, &jwks_metrics);
+        key_stores.set(state.stores().to_vec());
+        let proxy = Arc::new(Proxy::new(snapshot, revocations.clone(), metrics.clone()));
+        let source = match &config.path {
+            Some(path) => ConfigSource::File(path.clone()),
+            None => ConfigSource::Embedded,
+        };
+        let reloader = Reloader::new(source, proxy.clone(), metrics.clone(), key_stores, jwks_metrics, state);
         Ok(App {
-            proxy: Arc::new(proxy),
+            proxy,
+            reloader,
             revocations,
             metrics,
             readiness,
@@ -104,6 +113,11 @@ impl App {
             limits: config.limits,
             shutdown: config.shutdown,
         })
+    }
+
+    /// The handle that reloads the configuration (SIGHUP, file changes).
+    pub fn reloader(&self) -> Reloader {
+        self.reloader.clone()
     }
 
     /// The readiness shared with `/readyz`.
@@ -127,6 +141,7 @@ impl App {
     pub async fn run(self, listeners: Listeners, shutdown: impl Future<Output = ()> + Send) -> Result<(), RunError> {
         let App {
             proxy,
+            reloader,
             revocations,
             metrics,
             readiness,
@@ -152,6 +167,8 @@ impl App {
             ));
         }
         background.push(tokio::spawn(revocations.clone().watch_staleness()));
+        reloader.start().await;
+        background.push(tokio::spawn(reloader.clone().watch()));
 
         let admin_service = AdminService::new(metrics.clone(), readiness.clone(), revocations);
         let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -194,6 +211,7 @@ impl App {
         for task in background {
             task.abort();
         }
+        reloader.stop().await;
         Ok(())
     }
 }

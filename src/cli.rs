@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::app::{self, App, Listeners};
+use crate::app::{App, Listeners};
 use crate::auth::unix_now;
 use crate::config::RevocationBackend;
 use crate::config::{Config, ConfigError, parse_duration};
@@ -223,7 +223,24 @@ async fn run(path: Option<&Path>) -> ExitCode {
         let signal = crate::signal::shutdown().await;
         tracing::info!(signal, "shutdown signal received");
     };
-    match app::run(config, listeners, shutdown).await {
+    let app = match App::new(config) {
+        Ok(app) => app,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            return ExitCode::FAILURE;
+        }
+    };
+    let reloader = app.reloader();
+    // A refused reload is logged and counted by the reloader itself.
+    let hangups = tokio::spawn(crate::signal::on_hangup(move || {
+        let reloader = reloader.clone();
+        async move {
+            let _ = reloader.reload().await;
+        }
+    }));
+    let result = app.run(listeners, shutdown).await;
+    hangups.abort();
+    match result {
         Ok(()) => {
             tracing::info!("stopped");
             ExitCode::SUCCESS
@@ -454,7 +471,24 @@ curl -s http://{a}/metrics | grep '^tokengate_requests_total'
     let shutdown = async {
         crate::signal::shutdown().await;
     };
-    match app::run(config, listeners, shutdown).await {
+    let app = match App::new(config) {
+        Ok(app) => app,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            return ExitCode::FAILURE;
+        }
+    };
+    let reloader = app.reloader();
+    // A refused reload is logged and counted by the reloader itself.
+    let hangups = tokio::spawn(crate::signal::on_hangup(move || {
+        let reloader = reloader.clone();
+        async move {
+            let _ = reloader.reload().await;
+        }
+    }));
+    let result = app.run(listeners, shutdown).await;
+    hangups.abort();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tokengate demo: {e}");

@@ -201,6 +201,11 @@ pub struct Metrics {
     upstream_errors: Vec<IntCounter>,
     /// Connections currently open on the proxy listener.
     pub connections_open: IntGauge,
+    /// Verified-token cache hits (signature verification skipped).
+    pub verify_cache_hits: IntCounter,
+    /// Verified-token cache misses (signature verified).
+    pub verify_cache_misses: IntCounter,
+    config_reloads: IntCounterVec,
 }
 
 const REQUEST_BUCKETS: &[f64] = &[
@@ -248,6 +253,22 @@ impl Metrics {
             "Client connections currently open on the proxy listener.",
         )?;
 
+        let verify_cache_hits = IntCounter::new(
+            "tokengate_verify_cache_hits_total",
+            "Tokens found in the verified-token cache (signature not verified again).",
+        )?;
+        let verify_cache_misses = IntCounter::new(
+            "tokengate_verify_cache_misses_total",
+            "Tokens not in the verified-token cache (signature verified).",
+        )?;
+        let config_reloads = IntCounterVec::new(
+            Opts::new("tokengate_config_reloads_total", "Configuration reloads, by result."),
+            &["result"],
+        )?;
+        for result in ["ok", "invalid", "unchanged"] {
+            config_reloads.with_label_values(&[result]);
+        }
+
         let requests = Reason::ALL
             .iter()
             .map(|r| requests_vec.with_label_values(&[r.outcome().label(), r.label()]))
@@ -268,6 +289,9 @@ impl Metrics {
         registry.register(Box::new(upstream_vec))?;
         registry.register(Box::new(build_info))?;
         registry.register(Box::new(connections_open.clone()))?;
+        registry.register(Box::new(verify_cache_hits.clone()))?;
+        registry.register(Box::new(verify_cache_misses.clone()))?;
+        registry.register(Box::new(config_reloads.clone()))?;
         registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
 
         Ok(Metrics {
@@ -277,7 +301,16 @@ impl Metrics {
             verify_duration,
             upstream_errors,
             connections_open,
+            verify_cache_hits,
+            verify_cache_misses,
+            config_reloads,
         })
+    }
+
+    /// Counts one reload attempt: `ok`, `invalid` (kept the running config)
+    /// or `unchanged` (nothing to do).
+    pub fn record_reload(&self, result: &'static str) {
+        self.config_reloads.with_label_values(&[result]).inc();
     }
 
     /// The registry, for components that add their own families.

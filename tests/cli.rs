@@ -130,7 +130,7 @@ fn token_mint_signs_with_the_embedded_dev_key() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let token = String::from_utf8(out.stdout).unwrap();
     let config = tokengate::Config::embedded_dev().unwrap();
-    let verifier = tokengate::auth::Verifier::new(config.auth.issuers, 0);
+    let verifier = tokengate::auth::Verifier::new(&config.auth.issuers, 0);
     let claims = verifier.verify(token.trim(), now()).unwrap();
     assert_eq!(claims.subject(), Some("alice"));
     assert_eq!(claims.scopes().collect::<Vec<_>>(), ["read", "admin"]);

@@ -9,13 +9,15 @@ pub struct Claims {
     map: Map<String, Value>,
     /// `exp`, seconds since the epoch (always present after verification).
     pub exp: i64,
+    /// `nbf`, when the token carries one.
+    pub nbf: Option<i64>,
     /// `iat`, when the token carries one; revocation treats absence as the epoch.
     pub iat: Option<i64>,
 }
 
 impl Claims {
-    pub(super) fn new(map: Map<String, Value>, exp: i64, iat: Option<i64>) -> Self {
-        Claims { map, exp, iat }
+    pub(super) fn new(map: Map<String, Value>, exp: i64, nbf: Option<i64>, iat: Option<i64>) -> Self {
+        Claims { map, exp, nbf, iat }
     }
 
     /// Claims from a JSON object without verification, for unit tests.
@@ -26,7 +28,8 @@ impl Claims {
         };
         let iat = map.get("iat").and_then(numeric_date);
         let exp = map.get("exp").and_then(numeric_date).unwrap_or(i64::MAX);
-        Claims { map, exp, iat }
+        let nbf = map.get("nbf").and_then(numeric_date);
+        Claims { map, exp, nbf, iat }
     }
 
     /// Any claim by name.
@@ -83,7 +86,7 @@ mod tests {
 
     fn claims(v: Value) -> Claims {
         let Value::Object(map) = v else { unreachable!() };
-        Claims::new(map, 0, None)
+        Claims::new(map, 0, None, None)
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 use std::borrow::Cow;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -16,12 +17,36 @@ use serde_json::Value;
 
 use super::AuthError;
 use super::claims::{Claims, numeric_date};
-use crate::config::{Issuer, Key};
+use crate::config::Issuer;
+use crate::keys::{KeySet, KeyStore, VerifyKey};
 
 /// Verifies tokens against the configured issuers.
 pub struct Verifier {
-    issuers: Vec<Issuer>,
+    issuers: Vec<Trusted>,
     leeway: i64,
+}
+
+/// One issuer as the request path needs it.
+struct Trusted {
+    issuer: String,
+    audiences: Vec<String>,
+    /// Keys from the config (secrets, PEM files, a JWKS file).
+    configured: KeySet,
+    /// The issuer's JWKS URL, kept current by its fetch task.
+    remote: Option<Arc<KeyStore>>,
+}
+
+/// A failed verification, with the key store that might know the missing
+/// `kid` after a refetch.
+pub(super) struct Failure<'a> {
+    pub(super) error: AuthError,
+    pub(super) refetch: Option<&'a Arc<KeyStore>>,
+}
+
+impl From<AuthError> for Failure<'_> {
+    fn from(error: AuthError) -> Self {
+        Failure { error, refetch: None }
+    }
 }
 
 /// The JOSE header fields we act on; others are ignored, except `crit`.
@@ -38,78 +63,130 @@ struct JoseHeader<'a> {
 }
 
 impl Verifier {
-    /// A verifier over `issuers`, tolerating `leeway_secs` of clock skew.
-    pub fn new(issuers: Vec<Issuer>, leeway_secs: u64) -> Self {
+    /// A verifier over `issuers` and their configured keys, tolerating
+    /// `leeway_secs` of clock skew. Issuers with a JWKS URL get their remote
+    /// keys from [`Verifier::with_key_stores`].
+    pub fn new(issuers: &[Issuer], leeway_secs: u64) -> Self {
         Verifier {
-            issuers,
+            issuers: issuers
+                .iter()
+                .map(|i| Trusted {
+                    issuer: i.issuer.clone(),
+                    audiences: i.audiences.clone(),
+                    configured: KeySet::from_config(i),
+                    remote: None,
+                })
+                .collect(),
             leeway: i64::try_from(leeway_secs).unwrap_or(i64::MAX),
         }
     }
 
-    /// The configured issuers.
-    pub fn issuers(&self) -> &[Issuer] {
-        &self.issuers
+    /// Attaches each issuer's remote key store (matched by issuer name).
+    pub fn with_key_stores(mut self, stores: &[Arc<KeyStore>]) -> Self {
+        for trusted in &mut self.issuers {
+            trusted.remote = stores.iter().find(|s| s.issuer() == trusted.issuer).cloned();
+        }
+        self
+    }
+
+    /// The leeway in seconds.
+    pub fn leeway(&self) -> i64 {
+        self.leeway
+    }
+
+    /// The key generation of issuer `index`: verified-token cache entries
+    /// made under another generation are verified again.
+    pub fn generation(&self, index: usize) -> u64 {
+        self.issuers
+            .get(index)
+            .and_then(|t| t.remote.as_ref())
+            .map_or(0, |s| s.generation())
     }
 
     /// Verifies `token` at time `now` (seconds since the epoch).
     pub fn verify(&self, token: &str, now: i64) -> Result<Claims, AuthError> {
+        self.verify_detailed(token, now)
+            .map(|(claims, ..)| claims)
+            .map_err(|f| f.error)
+    }
+
+    /// [`Verifier::verify`], also giving the issuer's index and key generation
+    /// on success, and the store to refetch on an unknown `kid`.
+    pub(super) fn verify_detailed(&self, token: &str, now: i64) -> Result<(Claims, usize, u64), Failure<'_>> {
         let mut parts = token.split('.');
         let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
-            return Err(AuthError::Malformed("not three dot-separated parts"));
+            return Err(AuthError::Malformed("not three dot-separated parts").into());
         };
         if signature_b64.is_empty() {
             // Unsecured JWS (`alg: none`) carries an empty signature.
-            return Err(AuthError::AlgorithmNotAllowed);
+            return Err(AuthError::AlgorithmNotAllowed.into());
         }
 
         let header_json = decode_part(header_b64)?;
         let header: JoseHeader<'_> =
             serde_json::from_slice(&header_json).map_err(|_| AuthError::Malformed("header is not JSON"))?;
         if header.crit.is_some() {
-            return Err(AuthError::Malformed("unsupported critical header"));
+            return Err(AuthError::Malformed("unsupported critical header").into());
         }
         let alg = Algorithm::from_str(&header.alg).map_err(|_| AuthError::AlgorithmNotAllowed)?;
 
         let payload_json = decode_part(payload_b64)?;
         let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(&payload_json) else {
-            return Err(AuthError::Malformed("payload is not a JSON object"));
+            return Err(AuthError::Malformed("payload is not a JSON object").into());
         };
 
         let iss = match map.get("iss") {
-            None => return Err(AuthError::MissingClaim("iss")),
+            None => return Err(AuthError::MissingClaim("iss").into()),
             Some(Value::String(s)) => s.as_str(),
-            Some(_) => return Err(AuthError::Malformed("iss is not a string")),
+            Some(_) => return Err(AuthError::Malformed("iss is not a string").into()),
         };
-        let issuer = self
+        let (index, issuer) = self
             .issuers
             .iter()
-            .find(|i| i.issuer == iss)
+            .enumerate()
+            .find(|(_, i)| i.issuer == iss)
             .ok_or(AuthError::UnknownIssuer)?;
-        let key = select_key(issuer, header.kid.as_deref())?;
-        // The key pins the algorithm; the token's `alg` only has to agree.
-        if key.algorithm != alg {
-            return Err(AuthError::AlgorithmNotAllowed);
-        }
+        // The generation is read before the keys: if they change in between,
+        // a cache entry made from this result is born stale, never trusted
+        // longer than its keys.
+        let generation = issuer.remote.as_ref().map_or(0, |s| s.generation());
+        let remote = issuer.remote.as_ref().map(|s| s.current());
+        let key = select_key(
+            &issuer.configured,
+            remote.as_ref().map(|g| &***g),
+            header.kid.as_deref(),
+            alg,
+        )
+        .map_err(|error| {
+            Failure {
+                // Only a named kid can appear after a refetch.
+                refetch: (error == AuthError::UnknownKid && header.kid.is_some())
+                    .then_some(issuer.remote.as_ref())
+                    .flatten(),
+                error,
+            }
+        })?;
         let signing_input = &token[..header_b64.len() + 1 + payload_b64.len()];
         match jsonwebtoken::crypto::verify(signature_b64, signing_input.as_bytes(), &key.verify, key.algorithm) {
             Ok(true) => {}
-            Ok(false) | Err(_) => return Err(AuthError::BadSignature),
+            Ok(false) | Err(_) => return Err(AuthError::BadSignature.into()),
         }
 
         let exp = match map.get("exp") {
-            None => return Err(AuthError::MissingClaim("exp")),
+            None => return Err(AuthError::MissingClaim("exp").into()),
             Some(v) => numeric_date(v).ok_or(AuthError::Malformed("exp is not a NumericDate"))?,
         };
         if now >= exp.saturating_add(self.leeway) {
-            return Err(AuthError::Expired);
+            return Err(AuthError::Expired.into());
         }
-        if let Some(nbf) = map.get("nbf") {
-            let nbf = numeric_date(nbf).ok_or(AuthError::Malformed("nbf is not a NumericDate"))?;
-            if now.saturating_add(self.leeway) < nbf {
-                return Err(AuthError::NotYetValid);
-            }
+        let nbf = match map.get("nbf") {
+            None => None,
+            Some(v) => Some(numeric_date(v).ok_or(AuthError::Malformed("nbf is not a NumericDate"))?),
+        };
+        if nbf.is_some_and(|nbf| now.saturating_add(self.leeway) < nbf) {
+            return Err(AuthError::NotYetValid.into());
         }
         let iat = match map.get("iat") {
             None => None,
@@ -118,8 +195,19 @@ impl Verifier {
         if !issuer.audiences.is_empty() {
             check_audience(map.get("aud"), &issuer.audiences)?;
         }
-        Ok(Claims::new(map, exp, iat))
+        Ok((Claims::new(map, exp, nbf, iat), index, generation))
     }
+}
+
+/// `exp` and `nbf` of already verified claims at `now`, with `leeway`.
+pub(super) fn check_times(claims: &Claims, now: i64, leeway: i64) -> Result<(), AuthError> {
+    if now >= claims.exp.saturating_add(leeway) {
+        return Err(AuthError::Expired);
+    }
+    if claims.nbf.is_some_and(|nbf| now.saturating_add(leeway) < nbf) {
+        return Err(AuthError::NotYetValid);
+    }
+    Ok(())
 }
 
 fn decode_part(b64: &str) -> Result<Vec<u8>, AuthError> {
@@ -128,18 +216,37 @@ fn decode_part(b64: &str) -> Result<Vec<u8>, AuthError> {
         .map_err(|_| AuthError::Malformed("a part is not unpadded base64url"))
 }
 
-fn select_key<'a>(issuer: &'a Issuer, kid: Option<&str>) -> Result<&'a Key, AuthError> {
+/// The key for `kid` and `alg` among the configured and the remote keys. A
+/// key pins its algorithm: the token's `alg` only has to agree with it.
+fn select_key<'a>(
+    configured: &'a KeySet,
+    remote: Option<&'a KeySet>,
+    kid: Option<&str>,
+    alg: Algorithm,
+) -> Result<&'a VerifyKey, AuthError> {
+    let mut all = configured.keys().iter().chain(remote.map_or(&[][..], KeySet::keys));
     match kid {
-        Some(kid) => issuer
-            .keys
-            .iter()
-            .find(|k| k.kid.as_deref() == Some(kid))
-            .ok_or(AuthError::UnknownKid),
+        Some(kid) => {
+            let mut known = false;
+            for key in all.filter(|k| k.kid.as_deref() == Some(kid)) {
+                if key.algorithm == alg {
+                    return Ok(key);
+                }
+                known = true;
+            }
+            Err(if known {
+                AuthError::AlgorithmNotAllowed
+            } else {
+                AuthError::UnknownKid
+            })
+        }
         // Without a `kid` only an issuer with exactly one key is unambiguous.
-        None => match issuer.keys.as_slice() {
-            [only] => Ok(only),
-            _ => Err(AuthError::UnknownKid),
-        },
+        None => {
+            if configured.sources() + remote.map_or(0, KeySet::sources) != 1 {
+                return Err(AuthError::UnknownKid);
+            }
+            all.find(|k| k.algorithm == alg).ok_or(AuthError::AlgorithmNotAllowed)
+        }
     }
 }
 

@@ -3,10 +3,12 @@
 //! never hyper connection types, so every step unit-tests as a function.
 
 mod authorize;
+mod cache;
 mod claims;
 mod extract;
 mod jwt;
 
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use http::HeaderMap;
@@ -16,7 +18,9 @@ pub use claims::Claims;
 pub use extract::{extract, remove_query_param};
 pub use jwt::Verifier;
 
+use self::cache::VerifiedCache;
 use crate::config::{AuthConfig, TokenSource};
+use crate::keys::KeyStore;
 use crate::metrics::{Metrics, Reason};
 
 /// Why a request carries no valid credentials (always 401).
@@ -80,31 +84,76 @@ impl AuthError {
 pub struct Authenticator {
     sources: Vec<TokenSource>,
     verifier: Verifier,
+    cache: Option<VerifiedCache>,
     max_token_bytes: usize,
 }
 
 impl Authenticator {
-    /// Builds the authenticator from the validated auth config.
-    pub fn new(auth: AuthConfig, max_token_bytes: usize) -> Self {
+    /// Builds the authenticator from the validated auth config; issuers with a
+    /// JWKS URL read their keys from `stores`.
+    pub fn new(auth: &AuthConfig, stores: &[Arc<KeyStore>], max_token_bytes: usize) -> Self {
         Authenticator {
-            sources: auth.sources,
-            verifier: Verifier::new(auth.issuers, auth.leeway.as_secs()),
+            sources: auth.sources.clone(),
+            verifier: Verifier::new(&auth.issuers, auth.leeway.as_secs()).with_key_stores(stores),
+            cache: auth
+                .verify_cache
+                .enabled
+                .then(|| VerifiedCache::new(auth.verify_cache.max_entries)),
             max_token_bytes,
         }
     }
 
     /// Finds and verifies the request's token; records verification time.
-    pub fn authenticate(
+    pub async fn authenticate(
         &self,
         headers: &HeaderMap,
         query: Option<&str>,
         metrics: &Metrics,
-    ) -> Result<Claims, AuthError> {
+    ) -> Result<Arc<Claims>, AuthError> {
         let started = Instant::now();
         let token = extract(&self.sources, headers, query, self.max_token_bytes)?;
-        let result = self.verifier.verify(token, unix_now());
+        let result = self.verify(token, metrics).await;
         metrics.record_verify(started.elapsed());
         result
+    }
+
+    /// Verifies `token`, through the cache when it is on.
+    pub async fn verify(&self, token: &str, metrics: &Metrics) -> Result<Arc<Claims>, AuthError> {
+        let now = unix_now();
+        let leeway = self.verifier.leeway();
+        if let Some(cache) = &self.cache {
+            match cache.get(token) {
+                Some(hit) if hit.generation == self.verifier.generation(hit.issuer) => {
+                    metrics.verify_cache_hits.inc();
+                    jwt::check_times(&hit.claims, now, leeway)?;
+                    return Ok(hit.claims);
+                }
+                _ => metrics.verify_cache_misses.inc(),
+            }
+        }
+        let (claims, issuer, generation) = match self.verify_uncached(token, now) {
+            Ok(verified) => verified,
+            Err(jwt::Failure {
+                error: AuthError::UnknownKid,
+                refetch: Some(store),
+            }) => {
+                // The provider may have rotated: one shared, rate-limited refetch.
+                if !store.refetch_for_unknown_kid().await {
+                    return Err(AuthError::UnknownKid);
+                }
+                self.verify_uncached(token, unix_now()).map_err(|f| f.error)?
+            }
+            Err(failure) => return Err(failure.error),
+        };
+        let claims = Arc::new(claims);
+        if let Some(cache) = &self.cache {
+            cache.insert(token, claims.clone(), issuer, generation, now, leeway);
+        }
+        Ok(claims)
+    }
+
+    fn verify_uncached(&self, token: &str, now: i64) -> Result<(Claims, usize, u64), jwt::Failure<'_>> {
+        self.verifier.verify_detailed(token, now)
     }
 }
 

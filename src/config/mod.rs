@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use http::HeaderName;
+use http::Uri;
 use http::uri::Authority;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -46,12 +47,27 @@ pub struct Config {
     pub routes: Vec<Route>,
     /// Where revocations come from and what happens when that source is stale.
     pub revocation: RevocationConfig,
+    /// Hot reload: whether and how often the config and key files are watched.
+    pub reload: ReloadConfig,
     /// Human-readable origin of this config (a path, or "embedded dev config").
     pub origin: String,
+    /// Every file this config read (keys, secrets, certificates), for the watcher.
+    pub files: Vec<PathBuf>,
+    /// The config file, when it came from one.
+    pub path: Option<PathBuf>,
+}
+
+/// Hot reload settings (SIGHUP always reloads).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReloadConfig {
+    /// Poll the config file and the files it names for changes.
+    pub watch: bool,
+    /// How often they are polled.
+    pub watch_interval: Duration,
 }
 
 /// The upstream app and how we talk to it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamConfig {
     /// `host:port` of the app; plain HTTP/1.1 (the app shares the pod).
     pub authority: Authority,
@@ -123,6 +139,17 @@ pub struct AuthConfig {
     pub issuers: Vec<Issuer>,
     /// Headers injected into forwarded requests (and always stripped from inbound ones).
     pub identity: IdentityHeaders,
+    /// The verified-token cache.
+    pub verify_cache: VerifyCacheConfig,
+}
+
+/// The cache of tokens whose signatures were already verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerifyCacheConfig {
+    /// Off means every request verifies its signature.
+    pub enabled: bool,
+    /// Bound on cached tokens.
+    pub max_entries: u64,
 }
 
 /// One place a token may be carried.
@@ -144,8 +171,33 @@ pub struct Issuer {
     pub issuer: String,
     /// Accepted `aud` values; empty means `aud` is not checked for this issuer.
     pub audiences: Vec<String>,
-    /// Verification keys; a token's `kid` picks one (or the only one).
+    /// Configured verification keys; a token's `kid` picks one (or the only one).
     pub keys: Vec<Key>,
+    /// Keys read from `jwks_file`, if one is named.
+    pub jwks_file_keys: Option<crate::keys::KeySet>,
+    /// The JWKS URL and how it is refreshed, if one is named.
+    pub remote: Option<JwksRemote>,
+}
+
+/// A JWKS published by an identity provider, and how it is kept current.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JwksRemote {
+    /// `https://` (or `http://` to a loopback address, or when allowed).
+    pub url: Uri,
+    /// Trust anchors for the provider; `None` uses the compiled-in web PKI roots.
+    pub ca: Option<Vec<CertificateDer<'static>>>,
+    /// Algorithms a JWK may be used for (never HMAC).
+    pub algorithms: Vec<Algorithm>,
+    /// Refresh period when the provider sends no `Cache-Control: max-age`.
+    pub refresh_interval: Duration,
+    /// Lower bound on the refresh period (and cap of the retry backoff).
+    pub min_refresh_interval: Duration,
+    /// Upper bound on the refresh period.
+    pub max_refresh_interval: Duration,
+    /// At most one refetch for unknown `kid`s per this period.
+    pub unknown_kid_cooldown: Duration,
+    /// Time allowed for one fetch, connect to last byte.
+    pub fetch_timeout: Duration,
 }
 
 /// One verification key with its pinned algorithm.
@@ -350,6 +402,14 @@ pub enum FileBase<'a> {
 }
 
 impl FileBase<'_> {
+    /// The path `name` refers to, for files on disk.
+    pub fn resolve(&self, name: &str) -> Option<PathBuf> {
+        match self {
+            FileBase::Dir(dir) => Some(dir.join(name)),
+            FileBase::Embedded => None,
+        }
+    }
+
     /// Reads `name`, resolving relative paths against this base.
     pub fn read(&self, name: &str) -> std::io::Result<Vec<u8>> {
         match self {
@@ -377,7 +437,9 @@ impl Config {
         } else {
             dir
         };
-        Self::from_yaml_str(&text, FileBase::Dir(dir), &path.display().to_string())
+        let mut config = Self::from_yaml_str(&text, FileBase::Dir(dir), &path.display().to_string())?;
+        config.path = Some(path.to_owned());
+        Ok(config)
     }
 
     /// The development configuration compiled into the binary.

@@ -23,6 +23,14 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) routes: Vec<RawRoute>,
     pub(super) revocation: Option<RawRevocation>,
+    pub(super) reload: Option<RawReload>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawReload {
+    pub(super) watch: Option<S<bool>>,
+    pub(super) watch_interval: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,6 +84,14 @@ pub(super) struct RawAuth {
     #[serde(default)]
     pub(super) issuers: Vec<RawIssuer>,
     pub(super) identity_headers: Option<RawIdentityHeaders>,
+    pub(super) verify_cache: Option<RawVerifyCache>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawVerifyCache {
+    pub(super) enabled: Option<S<bool>>,
+    pub(super) max_entries: Option<S<u64>>,
 }
 
 /// One of `header:`, `cookie:` or `query:`; validation insists on exactly one.
@@ -95,6 +111,22 @@ pub(super) struct RawIssuer {
     pub(super) audiences: Vec<S<String>>,
     #[serde(default)]
     pub(super) keys: Vec<RawKey>,
+    pub(super) jwks_url: Option<S<String>>,
+    pub(super) jwks_file: Option<S<String>>,
+    pub(super) algorithms: Option<Vec<S<String>>>,
+    pub(super) jwks: Option<RawJwks>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawJwks {
+    pub(super) ca_file: Option<S<String>>,
+    pub(super) allow_http: Option<S<bool>>,
+    pub(super) refresh_interval: Option<S<String>>,
+    pub(super) min_refresh_interval: Option<S<String>>,
+    pub(super) max_refresh_interval: Option<S<String>>,
+    pub(super) unknown_kid_cooldown: Option<S<String>>,
+    pub(super) fetch_timeout: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -44,6 +44,8 @@ const RESERVED_HEADERS: &[&str] = &[
 struct Check<'a> {
     problems: Vec<Problem>,
     files: FileBase<'a>,
+    /// Files read so far, for the reload watcher.
+    read: Vec<std::path::PathBuf>,
 }
 
 fn line<T>(s: &S<T>) -> Option<u64> {
@@ -111,6 +113,7 @@ impl Check<'_> {
     }
 
     fn read(&mut self, path: &str, value: &S<String>) -> Option<Vec<u8>> {
+        self.read.extend(self.files.resolve(&value.value));
         match self.files.read(&value.value) {
             Ok(bytes) => Some(bytes),
             Err(e) => {
@@ -125,6 +128,7 @@ pub(super) fn validate(raw: RawConfig, files: FileBase<'_>) -> Result<Config, Ve
     let mut c = Check {
         problems: Vec::new(),
         files,
+        read: Vec::new(),
     };
     let listen = c.addr("listen", raw.listen.as_ref(), DEFAULT_LISTEN);
     let upstream = upstream(&mut c, &raw.upstream);
@@ -161,6 +165,18 @@ pub(super) fn validate(raw: RawConfig, files: FileBase<'_>) -> Result<Config, Ve
         .filter_map(|(i, r)| route(&mut c, &format!("routes[{i}]"), r))
         .collect();
     let revocation = revocation(&mut c, raw.revocation.as_ref());
+    let reload = ReloadConfig {
+        watch: raw
+            .reload
+            .as_ref()
+            .and_then(|r| r.watch.as_ref())
+            .is_none_or(|w| w.value),
+        watch_interval: c.positive_duration(
+            "reload.watch_interval",
+            raw.reload.as_ref().and_then(|r| r.watch_interval.as_ref()),
+            Duration::from_secs(2),
+        ),
+    };
 
     if !c.problems.is_empty() {
         return Err(c.problems);
@@ -175,7 +191,10 @@ pub(super) fn validate(raw: RawConfig, files: FileBase<'_>) -> Result<Config, Ve
         auth,
         routes,
         revocation,
+        reload,
         origin: String::new(),
+        files: c.read,
+        path: None,
     })
 }
 
@@ -380,12 +399,24 @@ fn auth(c: &mut Check<'_>, raw: &RawAuth) -> AuthConfig {
         issuers.push(issuer(c, &path, ri));
     }
     let identity = identity_headers(c, raw.identity_headers.as_ref());
+    let cache = raw.verify_cache.as_ref();
+    let verify_cache = VerifyCacheConfig {
+        enabled: cache.and_then(|v| v.enabled.as_ref()).is_none_or(|e| e.value),
+        max_entries: c.count(
+            "auth.verify_cache.max_entries",
+            cache.and_then(|v| v.max_entries.as_ref()),
+            10_000,
+            1,
+            10_000_000,
+        ),
+    };
     AuthConfig {
         leeway,
         realm,
         sources,
         issuers,
         identity,
+        verify_cache,
     }
 }
 
@@ -463,8 +494,12 @@ fn issuer(c: &mut Check<'_>, path: &str, raw: &RawIssuer) -> Issuer {
         }
         audiences.push(a.value.clone());
     }
-    if raw.keys.is_empty() {
-        c.problem(format!("{path}.keys"), None, "needs at least one key");
+    if raw.keys.is_empty() && raw.jwks_url.is_none() && raw.jwks_file.is_none() {
+        c.problem(
+            format!("{path}.keys"),
+            line(&raw.issuer),
+            "needs at least one key, a jwks_url or a jwks_file",
+        );
     }
     let mut keys: Vec<Key> = Vec::new();
     for (i, rk) in raw.keys.iter().enumerate() {
@@ -491,11 +526,182 @@ fn issuer(c: &mut Check<'_>, path: &str, raw: &RawIssuer) -> Issuer {
             keys.push(k);
         }
     }
+    let algorithms = jwks_algorithms(c, path, raw.algorithms.as_deref());
+    let jwks_file_keys = raw.jwks_file.as_ref().and_then(|file| {
+        let fpath = format!("{path}.jwks_file");
+        let doc = c.read(&fpath, file)?;
+        match crate::keys::jwks::parse(&doc, &algorithms) {
+            Ok(parsed) => {
+                for why in parsed.skipped {
+                    c.problem(&fpath, line(file), why);
+                }
+                Some(parsed.set)
+            }
+            Err(e) => {
+                c.problem(&fpath, line(file), e.to_string());
+                None
+            }
+        }
+    });
+    let remote = match (&raw.jwks_url, &raw.jwks) {
+        (Some(url), jwks) => jwks_remote(c, path, url, jwks.as_ref(), algorithms),
+        (None, Some(_)) => {
+            c.problem(
+                format!("{path}.jwks"),
+                line(&raw.issuer),
+                "tunes a jwks_url, and none is given",
+            );
+            None
+        }
+        (None, None) => None,
+    };
     Issuer {
         issuer: raw.issuer.value.clone(),
         audiences,
         keys,
+        jwks_file_keys,
+        remote,
     }
+}
+
+/// Every asymmetric algorithm: what a JWK may be used for unless the issuer narrows it.
+const JWKS_ALGORITHMS: &[Algorithm] = &[
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
+fn jwks_algorithms(c: &mut Check<'_>, path: &str, raw: Option<&[S<String>]>) -> Vec<Algorithm> {
+    let Some(list) = raw else {
+        return JWKS_ALGORITHMS.to_vec();
+    };
+    if list.is_empty() {
+        c.problem(format!("{path}.algorithms"), None, "must name at least one algorithm");
+    }
+    let mut out = Vec::new();
+    for (i, a) in list.iter().enumerate() {
+        match Algorithm::from_str(&a.value) {
+            Ok(alg) if JWKS_ALGORITHMS.contains(&alg) => out.push(alg),
+            Ok(_) => c.problem(
+                format!("{path}.algorithms[{i}]"),
+                line(a),
+                "HMAC keys are never taken from a JWKS; configure them under keys with secret_file",
+            ),
+            Err(_) => c.problem(
+                format!("{path}.algorithms[{i}]"),
+                line(a),
+                format!(
+                    "`{}` is not one of RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA",
+                    a.value
+                ),
+            ),
+        }
+    }
+    out
+}
+
+fn jwks_remote(
+    c: &mut Check<'_>,
+    path: &str,
+    url: &S<String>,
+    raw: Option<&RawJwks>,
+    algorithms: Vec<Algorithm>,
+) -> Option<JwksRemote> {
+    let upath = format!("{path}.jwks_url");
+    let allow_http = raw.and_then(|j| j.allow_http.as_ref()).is_some_and(|a| a.value);
+    let uri = match url.value.parse::<Uri>() {
+        Ok(u) if u.host().is_some() && u.authority().is_some_and(|a| !a.as_str().contains('@')) => u,
+        _ => {
+            c.problem(
+                &upath,
+                line(url),
+                format!("`{}` is not an absolute http(s) URL without credentials", url.value),
+            );
+            return None;
+        }
+    };
+    match uri.scheme_str() {
+        Some("https") => {}
+        Some("http") if allow_http || is_loopback_host(uri.host().unwrap_or_default()) => {}
+        Some("http") => {
+            c.problem(
+                &upath,
+                line(url),
+                "plain http lets anyone on the path substitute keys; use https, a loopback address, or set jwks.allow_http: true",
+            );
+            return None;
+        }
+        _ => {
+            c.problem(&upath, line(url), "must be an http:// or https:// URL");
+            return None;
+        }
+    }
+    let ca = raw.and_then(|j| j.ca_file.as_ref()).and_then(|f| {
+        let fpath = format!("{path}.jwks.ca_file");
+        let pem = c.read(&fpath, f)?;
+        match CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>() {
+            Ok(certs) if !certs.is_empty() => Some(certs),
+            _ => {
+                c.problem(&fpath, line(f), "holds no PEM certificate");
+                None
+            }
+        }
+    });
+    let jpath = format!("{path}.jwks");
+    let field = |f: fn(&RawJwks) -> Option<&S<String>>| raw.and_then(f);
+    let refresh_interval = c.positive_duration(
+        &format!("{jpath}.refresh_interval"),
+        field(|j| j.refresh_interval.as_ref()),
+        Duration::from_secs(300),
+    );
+    let min_refresh_interval = c.positive_duration(
+        &format!("{jpath}.min_refresh_interval"),
+        field(|j| j.min_refresh_interval.as_ref()),
+        Duration::from_secs(30),
+    );
+    let max_refresh_interval = c.positive_duration(
+        &format!("{jpath}.max_refresh_interval"),
+        field(|j| j.max_refresh_interval.as_ref()),
+        Duration::from_secs(3600),
+    );
+    if min_refresh_interval > max_refresh_interval {
+        c.problem(
+            format!("{jpath}.min_refresh_interval"),
+            field(|j| j.min_refresh_interval.as_ref()).and_then(line),
+            "is longer than max_refresh_interval",
+        );
+    }
+    let unknown_kid_cooldown = c.positive_duration(
+        &format!("{jpath}.unknown_kid_cooldown"),
+        field(|j| j.unknown_kid_cooldown.as_ref()),
+        Duration::from_secs(10),
+    );
+    let fetch_timeout = c.positive_duration(
+        &format!("{jpath}.fetch_timeout"),
+        field(|j| j.fetch_timeout.as_ref()),
+        Duration::from_secs(5),
+    );
+    Some(JwksRemote {
+        url: uri,
+        ca,
+        algorithms,
+        refresh_interval,
+        min_refresh_interval,
+        max_refresh_interval,
+        unknown_kid_cooldown,
+        fetch_timeout,
+    })
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 fn key(c: &mut Check<'_>, path: &str, raw: &RawKey) -> Option<Key> {

@@ -20,10 +20,13 @@ use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
+use arc_swap::ArcSwap;
+
 use self::forward::Upstream;
 use self::respond::{Rejection, respond};
 use crate::auth::{Authenticator, Claims, authorize, remove_query_param};
 use crate::config::{Access, AuthConfig, IdentityHeaders, TokenSource};
+use crate::keys::KeyStore;
 use crate::metrics::{Metrics, Reason};
 use crate::path;
 use crate::revocation::{Revocations, unix_ms};
@@ -32,28 +35,35 @@ use crate::route::RoutePolicy;
 /// Response body: the app's streamed body, or a small body of our own.
 pub type ProxyBody = Either<Incoming, Full<Bytes>>;
 
-/// Everything a request needs, built once and shared by every connection.
+/// The request path: the reloadable part behind one atomic pointer, plus
+/// what lives as long as the process (the revocation mirror, metrics).
 pub struct Proxy {
+    current: ArcSwap<Snapshot>,
+    revocations: Revocations,
+    metrics: Arc<Metrics>,
+}
+
+/// Everything a reload can change, built whole and swapped whole: a request
+/// sees one configuration from start to end.
+pub struct Snapshot {
     policy: RoutePolicy,
     auth: Authenticator,
-    revocations: Revocations,
     identity: IdentityHeaders,
     /// Query parameters that may carry a token, removed before forwarding.
     token_query_params: Vec<String>,
-    upstream: Upstream,
-    metrics: Arc<Metrics>,
+    upstream: Arc<Upstream>,
     realm: String,
 }
 
-impl Proxy {
-    /// Assembles the request path from its validated parts.
+impl Snapshot {
+    /// Assembles the reloadable request path from validated parts; issuers
+    /// with a JWKS URL read their keys from `stores`.
     pub fn new(
         policy: RoutePolicy,
-        auth: AuthConfig,
+        auth: &AuthConfig,
+        stores: &[Arc<KeyStore>],
         max_token_bytes: usize,
-        revocations: Revocations,
-        upstream: Upstream,
-        metrics: Arc<Metrics>,
+        upstream: Arc<Upstream>,
     ) -> Self {
         let token_query_params = auth
             .sources
@@ -63,18 +73,40 @@ impl Proxy {
                 _ => None,
             })
             .collect();
-        let identity = auth.identity.clone();
-        let realm = auth.realm.clone();
-        Proxy {
+        Snapshot {
             policy,
-            auth: Authenticator::new(auth, max_token_bytes),
-            revocations,
-            identity,
+            auth: Authenticator::new(auth, stores, max_token_bytes),
+            identity: auth.identity.clone(),
             token_query_params,
             upstream,
-            metrics,
-            realm,
+            realm: auth.realm.clone(),
         }
+    }
+
+    /// The upstream client, reused by a reload that keeps the upstream.
+    pub fn upstream(&self) -> &Arc<Upstream> {
+        &self.upstream
+    }
+}
+
+impl Proxy {
+    /// The request path serving `snapshot`.
+    pub fn new(snapshot: Snapshot, revocations: Revocations, metrics: Arc<Metrics>) -> Self {
+        Proxy {
+            current: ArcSwap::from_pointee(snapshot),
+            revocations,
+            metrics,
+        }
+    }
+
+    /// The snapshot requests are served from now.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// Serves new requests from `snapshot`; requests in flight finish on the old one.
+    pub fn replace(&self, snapshot: Snapshot) {
+        self.current.store(Arc::new(snapshot));
     }
 
     /// The service for one accepted connection.
@@ -92,11 +124,13 @@ impl Proxy {
         // bytes), kept so a rejection can be logged after `req` is consumed.
         let method = req.method().clone();
         let uri = req.uri().clone();
-        let (reason, response) = match self.serve(req, peer, scheme).await {
+        // One snapshot for the whole request, even if a reload lands meanwhile.
+        let snapshot = self.current.load_full();
+        let (reason, response) = match self.serve(&snapshot, req, peer, scheme).await {
             Ok((reason, response)) => (reason, response.map(Either::Left)),
             Err(rejection) => {
                 let reason = rejection.reason();
-                let response = respond(&rejection, &self.realm);
+                let response = respond(&rejection, &snapshot.realm);
                 // One line per rejected request; the path only (a query may
                 // carry a token), never a header value.
                 tracing::info!(
@@ -118,6 +152,7 @@ impl Proxy {
 
     async fn serve(
         &self,
+        snapshot: &Snapshot,
         mut req: Request<Incoming>,
         peer: SocketAddr,
         scheme: &'static str,
@@ -127,13 +162,14 @@ impl Proxy {
             Cow::Owned(p) => Some(p),
         };
         let path = normalised.as_deref().unwrap_or(req.uri().path());
-        let access = self.policy.access(req.method(), path);
-        let claims: Option<Claims> = match access {
+        let access = snapshot.policy.access(req.method(), path);
+        let claims: Option<Arc<Claims>> = match access {
             Access::Public => None,
             Access::Token(requirements) => {
-                let claims = self
+                let claims = snapshot
                     .auth
-                    .authenticate(req.headers(), req.uri().query(), &self.metrics)?;
+                    .authenticate(req.headers(), req.uri().query(), &self.metrics)
+                    .await?;
                 self.revocations.check(&claims, unix_ms())?;
                 authorize(requirements, &claims)?;
                 Some(claims)
@@ -148,20 +184,20 @@ impl Proxy {
         let upgrade = headers::is_upgrade(&req);
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let host = headers::client_host(&req);
-        *req.uri_mut() = self.upstream_uri(req.uri(), normalised)?;
+        *req.uri_mut() = snapshot.upstream_uri(req.uri(), normalised)?;
         *req.version_mut() = Version::HTTP_11;
         let h = req.headers_mut();
         headers::strip_hop_by_hop(h, upgrade);
-        headers::strip_identity(h, &self.identity);
+        headers::strip_identity(h, &snapshot.identity);
         if let Some(claims) = &claims {
-            headers::inject_identity(h, &self.identity, claims);
+            headers::inject_identity(h, &snapshot.identity, claims);
         }
         if let Some(host) = &host {
             h.insert(http::header::HOST, host.clone());
         }
         headers::set_forwarded(h, peer.ip(), scheme, host);
 
-        let mut response = self.upstream.send(req).await?;
+        let mut response = snapshot.upstream.send(req).await?;
         let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
         if let (true, Some(client_upgrade)) = (switching, client_upgrade) {
             let upstream_upgrade = hyper::upgrade::on(&mut response);
@@ -181,7 +217,9 @@ impl Proxy {
         headers::strip_hop_by_hop(response.headers_mut(), switching && upgrade);
         Ok((reason, response))
     }
+}
 
+impl Snapshot {
     /// The upstream URI: upstream authority, the normalised path, and the
     /// query without any token parameter.
     fn upstream_uri(&self, original: &Uri, normalised: Option<String>) -> Result<Uri, Rejection> {

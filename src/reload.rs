@@ -1,0 +1,234 @@
+//! Hot reload: SIGHUP, or a change of the config file or a file it names,
+//! reads the configuration again. A valid one replaces the request path's
+//! snapshot (auth, keys, routes, upstream) while listeners keep running; an
+//! invalid one is logged and counted, and the running configuration keeps
+//! serving. Remote key sets whose settings did not change are carried over,
+//! so a reload neither refetches them nor drops readiness.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::Mutex;
+use tokio::task::JoinHandle;
+
+use crate::config::{Config, ConfigError, ReloadConfig, UpstreamConfig};
+use crate::keys::{self, JwksMetrics, KeyStore, KeyStores};
+use crate::metrics::Metrics;
+use crate::proxy::forward::Upstream;
+use crate::proxy::{Proxy, Snapshot};
+use crate::route::RoutePolicy;
+
+/// Where the running configuration is read from again.
+#[derive(Debug, Clone)]
+pub enum ConfigSource {
+    /// A file (relative paths inside it resolve against its directory).
+    File(PathBuf),
+    /// The development config compiled into the binary; nothing to reload.
+    Embedded,
+}
+
+impl ConfigSource {
+    fn load(&self) -> Result<Config, ConfigError> {
+        match self {
+            ConfigSource::File(path) => Config::load(path),
+            ConfigSource::Embedded => Config::embedded_dev(),
+        }
+    }
+}
+
+/// What a reload compares against and carries over.
+pub(crate) struct State {
+    upstream_config: UpstreamConfig,
+    upstream: Arc<Upstream>,
+    stores: Vec<Arc<KeyStore>>,
+    listen: SocketAddr,
+    admin: SocketAddr,
+    files: Vec<PathBuf>,
+    watch: ReloadConfig,
+    /// Fetch tasks of the stores; finished ones are dropped on each reload.
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl State {
+    /// The remote key stores of this configuration.
+    pub(crate) fn stores(&self) -> &[Arc<KeyStore>] {
+        &self.stores
+    }
+}
+
+/// Builds the reloadable request path for `config`, reusing the upstream
+/// client and the key stores of `previous` where their settings are equal.
+/// Returns the snapshot, the new state, and the stores that need a fetch task.
+pub(crate) fn build(
+    config: &Config,
+    previous: Option<&State>,
+    jwks_metrics: &JwksMetrics,
+) -> (Snapshot, State, Vec<Arc<KeyStore>>) {
+    let upstream = match previous {
+        Some(p) if p.upstream_config == config.upstream => p.upstream.clone(),
+        _ => Arc::new(Upstream::new(&config.upstream)),
+    };
+    let mut fresh = Vec::new();
+    let stores: Vec<Arc<KeyStore>> = config
+        .auth
+        .issuers
+        .iter()
+        .filter_map(|issuer| {
+            let remote = issuer.remote.as_ref()?;
+            let kept = previous
+                .into_iter()
+                .flat_map(|p| p.stores.iter())
+                .find(|s| s.issuer() == issuer.issuer && s.remote() == remote);
+            Some(match kept {
+                Some(store) => store.clone(),
+                None => {
+                    let store = KeyStore::new(&issuer.issuer, remote.clone(), jwks_metrics.clone());
+                    fresh.push(store.clone());
+                    store
+                }
+            })
+        })
+        .collect();
+    let snapshot = Snapshot::new(
+        RoutePolicy::new(config.routes.clone()),
+        &config.auth,
+        &stores,
+        config.limits.max_token_bytes,
+        upstream.clone(),
+    );
+    let files = config.path.iter().chain(&config.files).cloned().collect();
+    let state = State {
+        upstream_config: config.upstream.clone(),
+        upstream,
+        stores,
+        listen: config.listen,
+        admin: config.admin.listen,
+        files,
+        watch: config.reload.clone(),
+        tasks: Vec::new(),
+    };
+    (snapshot, state, fresh)
+}
+
+/// Applies reloads; cheap to clone.
+#[derive(Clone)]
+pub struct Reloader(Arc<Inner>);
+
+struct Inner {
+    source: ConfigSource,
+    proxy: Arc<Proxy>,
+    metrics: Arc<Metrics>,
+    key_stores: KeyStores,
+    jwks_metrics: JwksMetrics,
+    state: Mutex<State>,
+}
+
+impl Reloader {
+    pub(crate) fn new(
+        source: ConfigSource,
+        proxy: Arc<Proxy>,
+        metrics: Arc<Metrics>,
+        key_stores: KeyStores,
+        jwks_metrics: JwksMetrics,
+        state: State,
+    ) -> Reloader {
+        Reloader(Arc::new(Inner {
+            source,
+            proxy,
+            metrics,
+            key_stores,
+            jwks_metrics,
+            state: Mutex::new(state),
+        }))
+    }
+
+    /// Starts the fetch tasks of the initial key stores.
+    pub(crate) async fn start(&self) {
+        let mut state = self.0.state.lock().await;
+        let handles: Vec<_> = state.stores.iter().map(keys::fetch::spawn).collect();
+        state.tasks.extend(handles);
+    }
+
+    /// Stops every fetch task (after the drain).
+    pub(crate) async fn stop(&self) {
+        for task in self.0.state.lock().await.tasks.drain(..) {
+            task.abort();
+        }
+    }
+
+    /// Reads the configuration again and applies it if it is valid. On error
+    /// the running configuration stays; the error says why.
+    pub async fn reload(&self) -> Result<(), ConfigError> {
+        let config = match self.0.source.load() {
+            Ok(config) => config,
+            Err(e) => {
+                self.0.metrics.record_reload("invalid");
+                tracing::error!(error = %e, "reload refused; the running configuration keeps serving");
+                return Err(e);
+            }
+        };
+        let mut state = self.0.state.lock().await;
+        if config.listen != state.listen || config.admin.listen != state.admin {
+            tracing::warn!(
+                "listen and admin.listen changed: listeners are not rebound by a reload; restart to move them"
+            );
+        }
+        let (snapshot, mut next, fresh) = build(&config, Some(&state), &self.0.jwks_metrics);
+        next.tasks = std::mem::take(&mut state.tasks);
+        next.tasks.retain(|t| !t.is_finished());
+        next.tasks.extend(fresh.iter().map(keys::fetch::spawn));
+        // Give new key sets one fetch before they serve, so a reload that adds
+        // an issuer does not refuse its first tokens (or flap readiness).
+        for store in &fresh {
+            let deadline = tokio::time::Instant::now() + store.remote().fetch_timeout;
+            while !store.is_loaded() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        self.0.key_stores.set(next.stores.clone());
+        self.0.proxy.replace(snapshot);
+        *state = next;
+        self.0.metrics.record_reload("ok");
+        tracing::info!(config = %config.origin, "configuration reloaded");
+        Ok(())
+    }
+
+    /// Polls the config file and the files it names; reloads when one of
+    /// them changes. Runs until aborted; does nothing unless `reload.watch`.
+    pub async fn watch(self) {
+        let mut seen = self.fingerprint().await;
+        loop {
+            let (watch, interval) = {
+                let state = self.0.state.lock().await;
+                (state.watch.watch, state.watch.watch_interval)
+            };
+            tokio::time::sleep(if watch { interval } else { Duration::from_secs(1) }).await;
+            if !watch {
+                continue;
+            }
+            let now = self.fingerprint().await;
+            if now != seen {
+                tracing::info!("a configuration file changed; reloading");
+                // Whatever the outcome, wait for the next change: a broken
+                // file is reported once, not on every poll.
+                let _ = self.reload().await;
+                seen = self.fingerprint().await;
+            }
+        }
+    }
+
+    async fn fingerprint(&self) -> Vec<Option<(SystemTime, u64, u64)>> {
+        let files = self.0.state.lock().await.files.clone();
+        files.iter().map(|f| stat(f)).collect()
+    }
+}
+
+/// Modification time, length and inode: a ConfigMap update swaps a symlink,
+/// which changes the inode even when the time and size look the same.
+fn stat(path: &std::path::Path) -> Option<(SystemTime, u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len(), m.ino()))
+}
