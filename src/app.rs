@@ -79,8 +79,7 @@ pub struct App {
 
 impl App {
     /// Builds every component; binds nothing. `check-config` stops here.
-    /// Reloads read the file the config came from (the embedded config when
-    /// it came from none).
+    /// Reloads read the file the config came from, if it came from one.
     pub fn new(config: Config) -> Result<App, RunError> {
         crate::install_crypto_providers();
         let metrics = Arc::new(Metrics::new(prometheus::Registry::new())?);
@@ -100,7 +99,7 @@ impl App {
         let proxy = Arc::new(Proxy::new(snapshot, revocations.clone(), metrics.clone()));
         let source = match &config.path {
             Some(path) => ConfigSource::File(path.clone()),
-            None => ConfigSource::Embedded,
+            None => ConfigSource::Inline,
         };
         let reloader = Reloader::new(source, proxy.clone(), metrics.clone(), key_stores, jwks_metrics, state);
         Ok(App {

@@ -25,17 +25,9 @@ use crate::route::RoutePolicy;
 pub enum ConfigSource {
     /// A file (relative paths inside it resolve against its directory).
     File(PathBuf),
-    /// The development config compiled into the binary; nothing to reload.
-    Embedded,
-}
-
-impl ConfigSource {
-    fn load(&self) -> Result<Config, ConfigError> {
-        match self {
-            ConfigSource::File(path) => Config::load(path),
-            ConfigSource::Embedded => Config::embedded_dev(),
-        }
-    }
+    /// Text with no file behind it (the embedded dev config, a test's YAML):
+    /// there is nothing to read again.
+    Inline,
 }
 
 /// What a reload compares against and carries over.
@@ -161,7 +153,11 @@ impl Reloader {
     /// Reads the configuration again and applies it if it is valid. On error
     /// the running configuration stays; the error says why.
     pub async fn reload(&self) -> Result<(), ConfigError> {
-        let config = match self.0.source.load() {
+        let ConfigSource::File(path) = &self.0.source else {
+            tracing::warn!("this configuration was not read from a file; nothing to reload");
+            return Ok(());
+        };
+        let config = match Config::load(path) {
             Ok(config) => config,
             Err(e) => {
                 self.0.metrics.record_reload("invalid");

@@ -11,13 +11,6 @@ use support::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tokengate");
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tokengate-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 fn check_config(path: &Path) -> std::process::Output {
     Command::new(BIN)
         .args(["check-config"])

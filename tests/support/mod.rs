@@ -2,6 +2,7 @@
 //! clients for HTTP/1.1, h2c and TLS, and token minting from fixture keys.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod jwks;
 pub mod redis;
 
 use std::collections::HashMap;
@@ -26,6 +27,14 @@ use tokio::task::JoinHandle;
 /// Directory of test keys and certificates.
 pub fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// A fresh directory under the system temp dir, unique to this process and `name`.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tokengate-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 pub fn now() -> i64 {
@@ -123,7 +132,11 @@ impl TestProxy {
 
     /// Starts `yaml` (with `{upstream}` replaced) in front of `upstream`.
     pub async fn start_with(yaml: &str, upstream: SocketAddr) -> TestProxy {
-        let config = load(yaml, upstream);
+        Self::start_config(load(yaml, upstream), upstream).await
+    }
+
+    /// Starts an already loaded config (e.g. from a file, so it can reload).
+    pub async fn start_config(config: Config, upstream: SocketAddr) -> TestProxy {
         let listeners = Listeners {
             proxy: TcpListener::bind("127.0.0.1:0").await.unwrap(),
             admin: TcpListener::bind("127.0.0.1:0").await.unwrap(),

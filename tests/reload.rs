@@ -1,0 +1,200 @@
+//! Hot reload: a changed config file or key file is picked up by the watcher,
+//! SIGHUP reloads the real binary, and a broken file keeps the running
+//! configuration serving.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::{Algorithm, EncodingKey};
+use serde_json::json;
+use support::*;
+use tokengate::Config;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tokengate");
+
+const SECRET_A: &[u8] = b"first-secret-first-secret-first-secret!!";
+const SECRET_B: &[u8] = b"second-secret-second-secret-second-secret";
+
+/// A config whose HS256 key is `hs.secret` beside it; `/open/` is public
+/// only when `open` is true.
+fn write_config(file: &Path, upstream: std::net::SocketAddr, open: bool, watch: bool) {
+    let open_route = if open {
+        "  - prefix: /open/\n    public: true\n"
+    } else {
+        ""
+    };
+    std::fs::write(
+        file,
+        format!(
+            r#"listen: "127.0.0.1:0"
+admin: {{ listen: "127.0.0.1:0" }}
+upstream: {{ url: "http://{upstream}" }}
+reload: {{ watch: {watch}, watch_interval: 100ms }}
+auth:
+  issuers:
+    - issuer: t
+      keys: [{{ algorithm: HS256, secret_file: hs.secret }}]
+routes:
+{open_route}  - prefix: /
+"#
+        ),
+    )
+    .unwrap();
+}
+
+fn hs_token(secret: &[u8]) -> String {
+    sign_with(
+        Algorithm::HS256,
+        None,
+        &json!({"iss": "t", "sub": "u", "exp": now() + 300}),
+        &EncodingKey::from_secret(secret),
+    )
+}
+
+async fn eventually(limit: Duration, mut f: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn a_changed_config_or_key_file_is_reloaded_and_a_broken_one_is_refused() {
+    let upstream = start_echo().await;
+    let dir = temp_dir("watch");
+    let file = dir.join("tokengate.yaml");
+    std::fs::write(dir.join("hs.secret"), SECRET_A).unwrap();
+    write_config(&file, upstream, false, true);
+    let proxy = TestProxy::start_config(Config::load(&file).unwrap(), upstream).await;
+    let open = proxy.url("/open/page");
+    assert_eq!(get(&open, &[]).await.status, 401);
+
+    // A route change in the config file.
+    write_config(&file, upstream, true, true);
+    assert!(eventually(Duration::from_secs(5), async || get(&open, &[]).await.status == 200).await);
+    assert_eq!(
+        metric(proxy.admin, r#"tokengate_config_reloads_total{result="ok"}"#).await,
+        1.0
+    );
+
+    // A key file change: the new secret verifies, the old one no longer does.
+    let url = proxy.url("/private");
+    assert_eq!(get_with_token(&url, &hs_token(SECRET_A)).await.status, 200);
+    std::fs::write(dir.join("hs.secret"), SECRET_B).unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), async || get_with_token(
+            &url,
+            &hs_token(SECRET_B)
+        )
+        .await
+        .status
+            == 200)
+        .await
+    );
+    assert_eq!(get_with_token(&url, &hs_token(SECRET_A)).await.status, 401);
+
+    // A broken file: refused once, counted, and the running config keeps serving.
+    std::fs::write(&file, "listen: [this is not\n").unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), async || metric(
+            proxy.admin,
+            r#"tokengate_config_reloads_total{result="invalid"}"#
+        )
+        .await
+            == 1.0)
+        .await
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        metric(proxy.admin, r#"tokengate_config_reloads_total{result="invalid"}"#).await,
+        1.0,
+        "reported once, not on every poll"
+    );
+    assert_eq!(get(&open, &[]).await.status, 200);
+    assert_eq!(get_with_token(&url, &hs_token(SECRET_B)).await.status, 200);
+    assert_eq!(get(&format!("http://{}/readyz", proxy.admin), &[]).await.status, 200);
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_binary_and_a_broken_file_keeps_the_old_config() {
+    let upstream = start_echo().await;
+    let dir = temp_dir("sighup");
+    let file = dir.join("tokengate.yaml");
+    std::fs::write(dir.join("hs.secret"), SECRET_A).unwrap();
+    write_config(&file, upstream, false, false);
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["--log-format", "json", "run", "--config"])
+        .arg(&file)
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stderr));
+    let (proxy, admin) = loop {
+        let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+            .await
+            .expect("the proxy logs its addresses")
+            .unwrap()
+            .expect("the proxy is running");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if v["message"] == "tokengate listening" {
+            break (
+                v["proxy"].as_str().unwrap().to_owned(),
+                v["admin"].as_str().unwrap().to_owned(),
+            );
+        }
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let admin: std::net::SocketAddr = admin.parse().unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), async || get(
+            &format!("http://{admin}/readyz"),
+            &[]
+        )
+        .await
+        .status
+            == 200)
+        .await
+    );
+    let open = format!("http://{proxy}/open/page");
+    let hup = || {
+        let pid = child.id().unwrap().to_string();
+        assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    };
+
+    write_config(&file, upstream, true, false);
+    // Watching is off: nothing changes until the signal.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(get(&open, &[]).await.status, 401);
+    hup();
+    assert!(eventually(Duration::from_secs(5), async || get(&open, &[]).await.status == 200).await);
+
+    std::fs::write(&file, "upstream: { url: 42 }\n").unwrap();
+    hup();
+    assert!(
+        eventually(Duration::from_secs(5), async || metric(
+            admin,
+            r#"tokengate_config_reloads_total{result="invalid"}"#
+        )
+        .await
+            == 1.0)
+        .await
+    );
+    assert_eq!(get(&open, &[]).await.status, 200, "the old config still serves");
+    assert!(child.try_wait().unwrap().is_none(), "still running");
+    let pid = child.id().unwrap().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}
