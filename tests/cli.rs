@@ -104,6 +104,58 @@ routes:
 }
 
 #[test]
+fn check_config_refuses_unsafe_jwks_settings() {
+    let dir = temp_dir("jwks-config");
+    let file = dir.join("jwks.yaml");
+    std::fs::write(
+        dir.join("bad-jwks.json"),
+        r#"{"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        &file,
+        r#"upstream: { url: "http://127.0.0.1:3000" }
+auth:
+  issuers:
+    - issuer: plain-http
+      jwks_url: "http://idp.example.com/jwks"
+    - issuer: hmac-from-jwks
+      algorithms: [HS256]
+      jwks_url: "https://idp.example.com/jwks"
+    - issuer: tuning-alone
+      jwks: { refresh_interval: 1m }
+    - issuer: credentials
+      jwks_url: "https://user:pw@idp.example.com/jwks"
+    - issuer: bounds
+      jwks_url: "https://idp.example.com/jwks"
+      jwks: { min_refresh_interval: 2h }
+    - issuer: symmetric-file
+      jwks_file: bad-jwks.json
+    - issuer: loopback-http
+      jwks_url: "http://127.0.0.1:8081/jwks"
+"#,
+    )
+    .unwrap();
+    let out = check_config(&file);
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        "auth.issuers[0].jwks_url",
+        "plain http",
+        "auth.issuers[1].algorithms[0]",
+        "HMAC keys are never taken from a JWKS",
+        "auth.issuers[2].jwks",
+        "auth.issuers[3].jwks_url",
+        "auth.issuers[4].jwks.min_refresh_interval",
+        "auth.issuers[5].jwks_file",
+        "symmetric (oct) keys are never taken",
+    ] {
+        assert!(stderr.contains(expected), "missing {expected:?} in:\n{stderr}");
+    }
+    assert!(!stderr.contains("issuers[6]"), "loopback http is allowed:\n{stderr}");
+}
+
+#[test]
 fn token_mint_signs_with_the_embedded_dev_key() {
     let out = Command::new(BIN)
         .args([
