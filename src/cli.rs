@@ -223,13 +223,25 @@ async fn run(path: Option<&Path>) -> ExitCode {
         let signal = crate::signal::shutdown().await;
         tracing::info!(signal, "shutdown signal received");
     };
-    let app = match App::new(config) {
-        Ok(app) => app,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start");
-            return ExitCode::FAILURE;
+    match serve(config, listeners, shutdown).await {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
         }
-    };
+        Err(e) => {
+            tracing::error!(error = %e, "failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Builds the app, reloads it on SIGHUP, and serves until `shutdown`.
+async fn serve(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), crate::app::RunError> {
+    let app = App::new(config)?;
     let reloader = app.reloader();
     // A refused reload is logged and counted by the reloader itself.
     let hangups = tokio::spawn(crate::signal::on_hangup(move || {
@@ -240,16 +252,7 @@ async fn run(path: Option<&Path>) -> ExitCode {
     }));
     let result = app.run(listeners, shutdown).await;
     hangups.abort();
-    match result {
-        Ok(()) => {
-            tracing::info!("stopped");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "failed");
-            ExitCode::FAILURE
-        }
-    }
+    result
 }
 
 fn check_config(path: Option<&Path>) -> ExitCode {
@@ -471,24 +474,7 @@ curl -s http://{a}/metrics | grep '^tokengate_requests_total'
     let shutdown = async {
         crate::signal::shutdown().await;
     };
-    let app = match App::new(config) {
-        Ok(app) => app,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start");
-            return ExitCode::FAILURE;
-        }
-    };
-    let reloader = app.reloader();
-    // A refused reload is logged and counted by the reloader itself.
-    let hangups = tokio::spawn(crate::signal::on_hangup(move || {
-        let reloader = reloader.clone();
-        async move {
-            let _ = reloader.reload().await;
-        }
-    }));
-    let result = app.run(listeners, shutdown).await;
-    hangups.abort();
-    match result {
+    match serve(config, listeners, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tokengate demo: {e}");

@@ -4,7 +4,7 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::*;
@@ -207,31 +207,7 @@ routes:
         ),
     )
     .unwrap();
-    let mut child = tokio::process::Command::new(BIN)
-        .args(["--log-format", "json", "run", "--config"])
-        .arg(&file)
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stderr));
-    let (proxy, admin) = loop {
-        let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
-            .await
-            .expect("the proxy logs its addresses")
-            .unwrap()
-            .expect("the proxy is running");
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-        if v["message"] == "tokengate listening" {
-            break (
-                v["proxy"].as_str().unwrap().to_owned(),
-                v["admin"].as_str().unwrap().to_owned(),
-            );
-        }
-    };
-    // Keep draining the log pipe so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let (mut child, proxy, admin) = spawn_binary(&file).await;
     assert_eq!(get(&format!("http://{admin}/readyz"), &[]).await.status, 200);
 
     let url = format!("http://{proxy}/public/slow");

@@ -5,15 +5,13 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::json;
 use support::*;
 use tokengate::Config;
-
-const BIN: &str = env!("CARGO_BIN_EXE_tokengate");
 
 const SECRET_A: &[u8] = b"first-secret-first-secret-first-secret!!";
 const SECRET_B: &[u8] = b"second-secret-second-secret-second-secret";
@@ -129,30 +127,7 @@ async fn sighup_reloads_the_binary_and_a_broken_file_keeps_the_old_config() {
     let file = dir.join("tokengate.yaml");
     std::fs::write(dir.join("hs.secret"), SECRET_A).unwrap();
     write_config(&file, upstream, false, false);
-    let mut child = tokio::process::Command::new(BIN)
-        .args(["--log-format", "json", "run", "--config"])
-        .arg(&file)
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stderr));
-    let (proxy, admin) = loop {
-        let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
-            .await
-            .expect("the proxy logs its addresses")
-            .unwrap()
-            .expect("the proxy is running");
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-        if v["message"] == "tokengate listening" {
-            break (
-                v["proxy"].as_str().unwrap().to_owned(),
-                v["admin"].as_str().unwrap().to_owned(),
-            );
-        }
-    };
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let (mut child, proxy, admin) = spawn_binary(&file).await;
     let admin: std::net::SocketAddr = admin.parse().unwrap();
     assert!(
         eventually(Duration::from_secs(5), async || get(

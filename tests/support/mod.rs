@@ -37,6 +37,37 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// Starts the real binary on `config` and waits for it to log its
+/// addresses: (child, proxy address, admin address). Its log pipe is drained
+/// in the background so it never blocks.
+pub async fn spawn_binary(config: &std::path::Path) -> (tokio::process::Child, String, String) {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tokengate"))
+        .args(["--log-format", "json", "run", "--config"])
+        .arg(config)
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stderr));
+    let (proxy, admin) = loop {
+        let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+            .await
+            .expect("the proxy logs its addresses")
+            .unwrap()
+            .expect("the proxy is running");
+        let v: Value = serde_json::from_str(&line).unwrap();
+        if v["message"] == "tokengate listening" {
+            break (
+                v["proxy"].as_str().unwrap().to_owned(),
+                v["admin"].as_str().unwrap().to_owned(),
+            );
+        }
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, proxy, admin)
+}
+
 pub fn now() -> i64 {
     tokengate::auth::unix_now()
 }
