@@ -305,3 +305,38 @@ async fn the_cache_can_be_switched_off() {
     assert_eq!(metric(proxy.admin, "tokengate_verify_cache_hits_total").await, 0.0);
     assert_eq!(metric(proxy.admin, "tokengate_verify_cache_misses_total").await, 0.0);
 }
+
+#[tokio::test]
+async fn a_jwks_file_verifies_and_a_fetched_set_reports_its_age() {
+    let dir = temp_dir("jwks-file");
+    std::fs::write(
+        dir.join("keys.json"),
+        json!({ "keys": [jwk(Algorithm::EdDSA, "file-key")] }).to_string(),
+    )
+    .unwrap();
+    let idp = JwksServer::start(vec![jwk(Algorithm::ES256, "remote-key")]).await;
+    let upstream = start_echo().await;
+    let file = dir.join("tokengate.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"listen: "127.0.0.1:0"
+admin: {{ listen: "127.0.0.1:0" }}
+upstream: {{ url: "http://{upstream}" }}
+auth:
+  issuers:
+    - {{ issuer: "{IDP}", audiences: [app], jwks_file: keys.json, jwks_url: "{}" }}
+"#,
+            idp.url()
+        ),
+    )
+    .unwrap();
+    let proxy = TestProxy::start_config(tokengate::Config::load(&file).unwrap(), upstream).await;
+    assert!(wait_ready(&proxy, Duration::from_secs(5)).await);
+    let from_file = token(Algorithm::EdDSA, "file-key", &idp_claims("f"));
+    let from_url = token(Algorithm::ES256, "remote-key", &idp_claims("r"));
+    assert_eq!(status(&proxy, &from_file).await, 200);
+    assert_eq!(status(&proxy, &from_url).await, 200);
+    let age = metric(proxy.admin, r#"tokengate_jwks_age_seconds{issuer="https://idp.test/"}"#).await;
+    assert!((0.0..5.0).contains(&age), "age {age}");
+}

@@ -16,7 +16,7 @@ use super::Claims;
 /// whole token: an attacker who cannot read the keys cannot aim a forged
 /// token at a cached one.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-struct TokenHash(u64, u64);
+pub(super) struct TokenHash(u64, u64);
 
 #[derive(Clone)]
 pub(super) struct Entry {
@@ -55,19 +55,20 @@ impl VerifiedCache {
         }
     }
 
-    fn key(&self, token: &str) -> TokenHash {
+    /// The cache key of `token`.
+    pub(super) fn key(&self, token: &str) -> TokenHash {
         TokenHash(self.hashers.0.hash_one(token), self.hashers.1.hash_one(token))
     }
 
-    /// The entry for `token`, if cached and not expired by the cache's clock.
-    pub(super) fn get(&self, token: &str) -> Option<Entry> {
-        self.cache.get(&self.key(token))
+    /// The entry for `key`, if cached and not expired by the cache's clock.
+    pub(super) fn get(&self, key: TokenHash) -> Option<Entry> {
+        self.cache.get(&key)
     }
 
-    /// Caches `claims` of `token` until `exp + leeway` (seconds, at `now`).
+    /// Caches `claims` under `key` until `exp + leeway` (seconds, at `now`).
     pub(super) fn insert(
         &self,
-        token: &str,
+        key: TokenHash,
         claims: Arc<Claims>,
         issuer: usize,
         generation: u64,
@@ -85,7 +86,7 @@ impl VerifiedCache {
             generation,
             ttl: Duration::from_secs(secs),
         };
-        self.cache.insert(self.key(token), entry);
+        self.cache.insert(key, entry);
     }
 
     /// Entries currently held (approximate; moka counts lazily).
@@ -110,19 +111,20 @@ mod tests {
     fn an_entry_lives_until_exp_plus_leeway_and_no_longer() {
         let cache = VerifiedCache::new(10);
         let now = 1_000;
-        cache.insert("short", claims(now + 1), 0, 0, now, 0);
-        cache.insert("long", claims(now + 3_600), 0, 0, now, 0);
-        assert!(cache.get("short").is_some());
+        let (short, long) = (cache.key("short"), cache.key("long"));
+        cache.insert(short, claims(now + 1), 0, 0, now, 0);
+        cache.insert(long, claims(now + 3_600), 0, 0, now, 0);
+        assert!(cache.get(short).is_some());
         std::thread::sleep(Duration::from_millis(1_100));
-        assert!(cache.get("short").is_none(), "held past its exp");
-        assert!(cache.get("long").is_some());
+        assert!(cache.get(short).is_none(), "held past its exp");
+        assert!(cache.get(long).is_some());
     }
 
     #[test]
     fn expired_tokens_are_never_inserted() {
         let cache = VerifiedCache::new(10);
-        cache.insert("gone", claims(990), 0, 0, 1_000, 5);
-        cache.insert("edge", claims(995), 0, 0, 1_000, 5);
+        cache.insert(cache.key("gone"), claims(990), 0, 0, 1_000, 5);
+        cache.insert(cache.key("edge"), claims(995), 0, 0, 1_000, 5);
         assert_eq!(cache.len(), 0);
     }
 
@@ -130,7 +132,7 @@ mod tests {
     fn bounded() {
         let cache = VerifiedCache::new(100);
         for i in 0..1_000 {
-            cache.insert(&format!("t{i}"), claims(i64::MAX / 2), 0, 0, 0, 0);
+            cache.insert(cache.key(&format!("t{i}")), claims(i64::MAX / 2), 0, 0, 0, 0);
         }
         assert!(cache.len() <= 100, "{}", cache.len());
     }

@@ -121,8 +121,10 @@ impl Authenticator {
     pub async fn verify(&self, token: &str, metrics: &Metrics) -> Result<Arc<Claims>, AuthError> {
         let now = unix_now();
         let leeway = self.verifier.leeway();
-        if let Some(cache) = &self.cache {
-            match cache.get(token) {
+        // Hashed once: the same key serves the lookup and, on a miss, the insert.
+        let key = self.cache.as_ref().map(|cache| cache.key(token));
+        if let (Some(cache), Some(key)) = (&self.cache, key) {
+            match cache.get(key) {
                 Some(hit) if hit.generation == self.verifier.generation(hit.issuer) => {
                     metrics.verify_cache_hits.inc();
                     jwt::check_times(&hit.claims, now, leeway)?;
@@ -131,7 +133,7 @@ impl Authenticator {
                 _ => metrics.verify_cache_misses.inc(),
             }
         }
-        let (claims, issuer, generation) = match self.verify_uncached(token, now) {
+        let (claims, issuer, generation) = match self.verifier.verify_detailed(token, now) {
             Ok(verified) => verified,
             Err(jwt::Failure {
                 error: AuthError::UnknownKid,
@@ -141,19 +143,15 @@ impl Authenticator {
                 if !store.refetch_for_unknown_kid().await {
                     return Err(AuthError::UnknownKid);
                 }
-                self.verify_uncached(token, unix_now()).map_err(|f| f.error)?
+                self.verifier.verify_detailed(token, unix_now()).map_err(|f| f.error)?
             }
             Err(failure) => return Err(failure.error),
         };
         let claims = Arc::new(claims);
-        if let Some(cache) = &self.cache {
-            cache.insert(token, claims.clone(), issuer, generation, now, leeway);
+        if let (Some(cache), Some(key)) = (&self.cache, key) {
+            cache.insert(key, claims.clone(), issuer, generation, now, leeway);
         }
         Ok(claims)
-    }
-
-    fn verify_uncached(&self, token: &str, now: i64) -> Result<(Claims, usize, u64), jwt::Failure<'_>> {
-        self.verifier.verify_detailed(token, now)
     }
 }
 

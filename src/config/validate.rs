@@ -564,22 +564,9 @@ fn issuer(c: &mut Check<'_>, path: &str, raw: &RawIssuer) -> Issuer {
     }
 }
 
-/// Every asymmetric algorithm: what a JWK may be used for unless the issuer narrows it.
-const JWKS_ALGORITHMS: &[Algorithm] = &[
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-    Algorithm::ES256,
-    Algorithm::ES384,
-    Algorithm::EdDSA,
-];
-
 fn jwks_algorithms(c: &mut Check<'_>, path: &str, raw: Option<&[S<String>]>) -> Vec<Algorithm> {
     let Some(list) = raw else {
-        return JWKS_ALGORITHMS.to_vec();
+        return crate::keys::jwks::ASYMMETRIC_ALGORITHMS.to_vec();
     };
     if list.is_empty() {
         c.problem(format!("{path}.algorithms"), None, "must name at least one algorithm");
@@ -587,7 +574,7 @@ fn jwks_algorithms(c: &mut Check<'_>, path: &str, raw: Option<&[S<String>]>) -> 
     let mut out = Vec::new();
     for (i, a) in list.iter().enumerate() {
         match Algorithm::from_str(&a.value) {
-            Ok(alg) if JWKS_ALGORITHMS.contains(&alg) => out.push(alg),
+            Ok(alg) if crate::keys::jwks::ASYMMETRIC_ALGORITHMS.contains(&alg) => out.push(alg),
             Ok(_) => c.problem(
                 format!("{path}.algorithms[{i}]"),
                 line(a),

@@ -159,10 +159,9 @@ async fn run(store: Weak<KeyStore>, wake: Arc<tokio::sync::Notify>, remote: Jwks
                     tracing::debug!(issuer = %s.issuer, why, "JWKS key skipped");
                 }
                 let keys = parsed.set.sources();
-                let changed = parsed.set.fingerprint != s.current().fingerprint;
-                s.publish(parsed.set, unix_ms());
-                if changed || was_failing {
-                    tracing::info!(issuer = %s.issuer, url = %remote.url, keys, skipped = parsed.skipped.len(), "JWKS loaded");
+                let skipped = parsed.skipped.len();
+                if s.publish(parsed.set, unix_ms()) || was_failing {
+                    tracing::info!(issuer = %s.issuer, url = %remote.url, keys, skipped, "JWKS loaded");
                 }
                 failures = 0;
                 was_failing = false;

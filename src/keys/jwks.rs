@@ -17,6 +17,20 @@ use serde_json::Value;
 
 use super::{KeySet, VerifyKey};
 
+/// Every algorithm a JWK can serve (never HMAC); RSA ones first.
+pub const ASYMMETRIC_ALGORITHMS: &[Algorithm] = &[
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+const RSA_ALGORITHMS: &[Algorithm] = ASYMMETRIC_ALGORITHMS.split_at(6).0;
+
 /// The most JWKs one document may hold; providers publish a handful.
 pub const MAX_KEYS: usize = 100;
 /// RSA moduli shorter than this (bits) are refused (NIST SP 800-131A).
@@ -109,14 +123,7 @@ fn jwk_keys(entry: &Value, allowed: &[Algorithm]) -> Result<Vec<VerifyKey>, Stri
     let crv = entry.get("crv").and_then(Value::as_str);
     // What the key material can do, from its type and curve.
     let capable: &[Algorithm] = match (kty, crv) {
-        ("RSA", _) => &[
-            Algorithm::RS256,
-            Algorithm::RS384,
-            Algorithm::RS512,
-            Algorithm::PS256,
-            Algorithm::PS384,
-            Algorithm::PS512,
-        ],
+        ("RSA", _) => RSA_ALGORITHMS,
         ("EC", Some("P-256")) => &[Algorithm::ES256],
         ("EC", Some("P-384")) => &[Algorithm::ES384],
         ("OKP", Some("Ed25519")) => &[Algorithm::EdDSA],

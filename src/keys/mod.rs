@@ -7,7 +7,7 @@
 pub mod fetch;
 pub mod jwks;
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -124,7 +124,6 @@ pub struct KeyStore {
     remote: JwksRemote,
     current: ArcSwap<KeySet>,
     generation: AtomicU64,
-    loaded: AtomicBool,
     /// Unix ms of the last successful fetch; 0 before the first.
     last_success_ms: AtomicI64,
     refetch: Mutex<Refetch>,
@@ -143,7 +142,6 @@ impl KeyStore {
             remote,
             current: ArcSwap::from_pointee(KeySet::default()),
             generation: AtomicU64::new(0),
-            loaded: AtomicBool::new(false),
             last_success_ms: AtomicI64::new(0),
             refetch: Mutex::new(Refetch::default()),
             wake: Arc::new(Notify::new()),
@@ -175,17 +173,19 @@ impl KeyStore {
 
     /// True once a fetch has succeeded.
     pub fn is_loaded(&self) -> bool {
-        self.loaded.load(Ordering::Acquire)
+        self.last_success_ms.load(Ordering::Acquire) != 0
     }
 
-    /// Replaces the set after a successful fetch at `now_ms`.
-    fn publish(&self, set: KeySet, now_ms: i64) {
-        if set.fingerprint != self.current.load().fingerprint {
+    /// Records a successful fetch at `now_ms`; replaces the set when its
+    /// content differs, and says whether it did.
+    fn publish(&self, set: KeySet, now_ms: i64) -> bool {
+        let changed = set.fingerprint != self.current.load().fingerprint;
+        if changed {
             self.current.store(Arc::new(set));
             self.generation.fetch_add(1, Ordering::AcqRel);
         }
-        self.last_success_ms.store(now_ms, Ordering::Release);
-        self.loaded.store(true, Ordering::Release);
+        self.last_success_ms.store(now_ms.max(1), Ordering::Release);
+        changed
     }
 
     /// Called on a token whose `kid` this set lacks. Starts a refetch unless
