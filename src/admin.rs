@@ -33,12 +33,14 @@ pub struct AdminService {
     peer: Option<SocketAddr>,
 }
 
-/// `POST /revoke` body: `{"jti": "...", "exp": 1767225600}` or
-/// `{"sub": "...", "before": 1767225600}` (`before` defaults to now).
+/// `POST /revoke` body: `{"jti": "...", "exp": 1767225600}`,
+/// `{"sid": "...", "exp": 1767225600}` or `{"sub": "...", "before": 1767225600}`
+/// (`before` defaults to now).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RevokeRequest {
     jti: Option<String>,
+    sid: Option<String>,
     exp: Option<i64>,
     sub: Option<String>,
     before: Option<i64>,
@@ -98,12 +100,21 @@ impl AdminService {
         let revocation = match serde_json::from_slice::<RevokeRequest>(&body) {
             Ok(RevokeRequest {
                 jti: Some(id),
+                sid: None,
                 exp: Some(exp),
                 sub: None,
                 before: None,
             }) if !id.is_empty() => Revocation::Jti { id, exp },
             Ok(RevokeRequest {
                 jti: None,
+                sid: Some(id),
+                exp: Some(exp),
+                sub: None,
+                before: None,
+            }) if !id.is_empty() => Revocation::Session { id, exp },
+            Ok(RevokeRequest {
+                jti: None,
+                sid: None,
                 exp: None,
                 sub: Some(id),
                 before,
@@ -114,7 +125,7 @@ impl AdminService {
             _ => {
                 return text(
                     StatusCode::BAD_REQUEST,
-                    "expected {\"jti\": ID, \"exp\": UNIX} or {\"sub\": SUBJECT, \"before\": UNIX}\n".into(),
+                    "expected {\"jti\": ID, \"exp\": UNIX}, {\"sid\": ID, \"exp\": UNIX} or {\"sub\": SUBJECT, \"before\": UNIX}\n".into(),
                 );
             }
         };
@@ -122,7 +133,7 @@ impl AdminService {
             Ok(seq) => {
                 tracing::info!(
                     seq,
-                    kind = revocation.script_args().0,
+                    kind = revocation.script_args().0.label(),
                     "revocation accepted on the admin port"
                 );
                 let mut r = Response::new(Full::new(Bytes::from(format!("{{\"seq\":{seq}}}\n"))));

@@ -18,6 +18,7 @@ use crate::readiness::Readiness;
 use crate::reload::{self, ConfigSource, Reloader};
 use crate::revocation::{self, Revocations};
 use crate::server::{self, Listener};
+use crate::session::{self, Sessions, control::ControlService};
 
 /// The already-bound sockets `run` serves; tests bind port 0.
 pub struct Listeners {
@@ -25,14 +26,21 @@ pub struct Listeners {
     pub proxy: TcpListener,
     /// The admin port (metrics, health).
     pub admin: TcpListener,
+    /// The session control port, when `sessions` is configured.
+    pub control: Option<TcpListener>,
 }
 
 impl Listeners {
     /// Binds the addresses named in `config`.
     pub async fn bind(config: &Config) -> Result<Listeners, RunError> {
+        let control = match &config.sessions {
+            Some(s) => Some(bind(s.control.listen).await?),
+            None => None,
+        };
         Ok(Listeners {
             proxy: bind(config.listen).await?,
             admin: bind(config.admin.listen).await?,
+            control,
         })
     }
 }
@@ -63,6 +71,9 @@ pub enum RunError {
     /// The revocation mirror could not be set up.
     #[error("{0}")]
     Revocation(#[from] revocation::SetupError),
+    /// The session service could not be set up.
+    #[error("{0}")]
+    Sessions(#[from] session::SetupError),
 }
 
 /// A built, not yet serving, tokengate.
@@ -72,6 +83,7 @@ pub struct App {
     revocations: Revocations,
     metrics: Arc<Metrics>,
     readiness: Readiness,
+    sessions: Option<Arc<Sessions>>,
     tls: Option<TlsAcceptor>,
     limits: Limits,
     shutdown: ShutdownConfig,
@@ -96,7 +108,20 @@ impl App {
         readiness.add_check(Arc::new(move || stores.not_ready_reason()));
         let (snapshot, state, _) = reload::build(&config, None, &jwks_metrics);
         key_stores.set(state.stores().to_vec());
-        let proxy = Arc::new(Proxy::new(snapshot, revocations.clone(), metrics.clone()));
+        let sessions = match &config.sessions {
+            Some(s) => Some(Arc::new(Sessions::new(
+                s,
+                &config.revocation,
+                revocations.clone(),
+                metrics.registry(),
+            )?)),
+            None => None,
+        };
+        let mut proxy = Proxy::new(snapshot, revocations.clone(), metrics.clone());
+        if let Some(s) = &sessions {
+            proxy = proxy.with_sessions(s.clone());
+        }
+        let proxy = Arc::new(proxy);
         let source = match &config.path {
             Some(path) => ConfigSource::File(path.clone()),
             None => ConfigSource::Inline,
@@ -108,6 +133,7 @@ impl App {
             revocations,
             metrics,
             readiness,
+            sessions,
             tls,
             limits: config.limits,
             shutdown: config.shutdown,
@@ -144,6 +170,7 @@ impl App {
             revocations,
             metrics,
             readiness,
+            sessions,
             tls,
             limits,
             shutdown: shutdown_config,
@@ -185,6 +212,31 @@ impl App {
             },
         ));
 
+        // The control listener stops with the admin listener, after the drain,
+        // so the app can still end sessions while requests finish.
+        let control = match (sessions, listeners.control) {
+            (Some(sessions), Some(socket)) => {
+                tracing::info!(control = %addr(&socket), "session control listening");
+                let service = ControlService::new(sessions);
+                let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+                let task = tokio::spawn(server::serve(
+                    Listener {
+                        socket,
+                        tls: None,
+                        limits: limits.clone(),
+                        new_service: move |peer, _| service.for_peer(peer),
+                        drain_timeout: std::time::Duration::from_secs(1),
+                        connections: None,
+                    },
+                    async {
+                        let _ = stopped.await;
+                    },
+                ));
+                Some((stop, task))
+            }
+            _ => None,
+        };
+
         let draining = readiness.clone();
         let delay = shutdown_config.delay;
         let drained = server::serve(
@@ -207,6 +259,10 @@ impl App {
         tracing::info!(aborted = drained.aborted, "proxy drained");
         let _ = stop_admin.send(());
         let _ = admin.await;
+        if let Some((stop, task)) = control {
+            let _ = stop.send(());
+            let _ = task.await;
+        }
         for task in background {
             task.abort();
         }

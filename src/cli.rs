@@ -53,18 +53,21 @@ enum Command {
         /// The file to check (default: --config).
         file: Option<PathBuf>,
     },
-    /// Revoke a token (--jti ID --exp UNIX) or a subject (--sub S [--before UNIX]):
-    /// through the Lua script for the redis backend, through the admin port
-    /// (loopback) for the memory backend.
+    /// Revoke a token (--jti ID --exp UNIX), a session (--sid ID --exp UNIX) or a
+    /// subject (--sub S [--before UNIX]): through the Lua script for the redis
+    /// backend, through the admin port (loopback) for the memory backend.
     Revoke {
         /// The token's jti.
-        #[arg(long, conflicts_with_all = ["sub", "before"], requires = "exp")]
+        #[arg(long, conflicts_with_all = ["sub", "before", "sid"], requires = "exp")]
         jti: Option<String>,
-        /// The token's exp (unix seconds): the entry lives until then.
-        #[arg(long, requires = "jti")]
+        /// A session id (`sid` claim): every token of the session.
+        #[arg(long, conflicts_with_all = ["sub", "before"], requires = "exp")]
+        sid: Option<String>,
+        /// The token's (or the session's last token's) exp, unix seconds: the entry lives until then.
+        #[arg(long)]
         exp: Option<i64>,
         /// The subject to log out everywhere.
-        #[arg(long, required_unless_present = "jti")]
+        #[arg(long, required_unless_present_any = ["jti", "sid"])]
         sub: Option<String>,
         /// Cut-off: tokens with iat at or before it are refused (default now).
         #[arg(long, requires = "sub")]
@@ -157,15 +160,22 @@ pub fn main() -> ExitCode {
                 },
             ),
             Command::Demo { listen, admin_listen } => demo(listen, admin_listen).await,
-            Command::Revoke { jti, exp, sub, before } => {
-                let revocation = match (jti, exp, sub) {
-                    (Some(id), Some(exp), _) => Revocation::Jti { id, exp },
-                    (_, _, Some(id)) => Revocation::Subject {
+            Command::Revoke {
+                jti,
+                sid,
+                exp,
+                sub,
+                before,
+            } => {
+                let revocation = match (jti, sid, exp, sub) {
+                    (Some(id), None, Some(exp), None) => Revocation::Jti { id, exp },
+                    (None, Some(id), Some(exp), None) => Revocation::Session { id, exp },
+                    (None, None, None, Some(id)) => Revocation::Subject {
                         id,
                         before: before.unwrap_or_else(unix_now),
                     },
                     _ => {
-                        eprintln!("tokengate revoke: give --jti ID --exp UNIX, or --sub S");
+                        eprintln!("tokengate revoke: give --jti ID --exp UNIX, --sid ID --exp UNIX, or --sub S");
                         return ExitCode::from(2);
                     }
                 };
@@ -342,6 +352,7 @@ async fn revoke_via_admin(admin: SocketAddr, revocation: &Revocation) -> Result<
     let body = match revocation {
         Revocation::Jti { id, exp } => serde_json::json!({"jti": id, "exp": exp}),
         Revocation::Subject { id, before } => serde_json::json!({"sub": id, "before": before}),
+        Revocation::Session { id, exp } => serde_json::json!({"sid": id, "exp": exp}),
     };
     let stream = tokio::net::TcpStream::connect(admin)
         .await

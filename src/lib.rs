@@ -18,6 +18,9 @@
 //!   -> respond   every rejection becomes its response in proxy::respond, nowhere else
 //! ```
 //!
+//! `session` (optional) issues tokens: its endpoints under `/.tokengate` are
+//! answered by the proxy before routing, its control API on its own listener.
+//!
 //! Beside it: `revocation::sync` (Redis subscription), `admin` (metrics,
 //! health, loopback revoke) and `app` (wiring, drain). `config`,
 //! `metrics`, `readiness`, `signal` and `path` are leaves that import nothing
@@ -41,6 +44,7 @@ pub mod reload;
 pub mod revocation;
 pub mod route;
 pub mod server;
+pub mod session;
 pub mod signal;
 pub mod tls;
 

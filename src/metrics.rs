@@ -56,11 +56,14 @@ pub enum Reason {
     UpstreamReset,
     /// 504: no response headers within `upstream.request_timeout`.
     UpstreamTimeout,
+    /// Answered by the session service itself (refresh, logout, JWKS); its
+    /// outcomes are counted by the `tokengate_session_*` families.
+    SessionEndpoint,
 }
 
 impl Reason {
     /// Every reason, for pre-registering label sets.
-    pub const ALL: [Reason; 21] = [
+    pub const ALL: [Reason; 22] = [
         Reason::Authorized,
         Reason::Public,
         Reason::BadPath,
@@ -82,6 +85,7 @@ impl Reason {
         Reason::UpstreamConnect,
         Reason::UpstreamReset,
         Reason::UpstreamTimeout,
+        Reason::SessionEndpoint,
     ];
 
     /// The `reason` label value.
@@ -108,6 +112,7 @@ impl Reason {
             Reason::UpstreamConnect => "upstream_connect",
             Reason::UpstreamReset => "upstream_reset",
             Reason::UpstreamTimeout => "upstream_timeout",
+            Reason::SessionEndpoint => "session_endpoint",
         }
     }
 
@@ -132,6 +137,7 @@ impl Reason {
             | Reason::ClaimMismatch
             | Reason::RevocationStale => Outcome::Rejected,
             Reason::UpstreamConnect | Reason::UpstreamReset | Reason::UpstreamTimeout => Outcome::UpstreamError,
+            Reason::SessionEndpoint => Outcome::Session,
         }
     }
 
@@ -149,10 +155,17 @@ pub enum Outcome {
     Rejected,
     /// The app could not be reached or did not answer (502/504).
     UpstreamError,
+    /// Answered by the session endpoints, never forwarded.
+    Session,
 }
 
 impl Outcome {
-    const ALL: [Outcome; 3] = [Outcome::Allowed, Outcome::Rejected, Outcome::UpstreamError];
+    const ALL: [Outcome; 4] = [
+        Outcome::Allowed,
+        Outcome::Rejected,
+        Outcome::UpstreamError,
+        Outcome::Session,
+    ];
 
     /// The `outcome` label value.
     pub const fn label(self) -> &'static str {
@@ -160,6 +173,7 @@ impl Outcome {
             Outcome::Allowed => "allowed",
             Outcome::Rejected => "rejected",
             Outcome::UpstreamError => "upstream_error",
+            Outcome::Session => "session",
         }
     }
 }

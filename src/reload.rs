@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
-use crate::config::{Config, ConfigError, ReloadConfig, UpstreamConfig};
+use crate::config::{Config, ConfigError, Problem, ReloadConfig, SessionsConfig, UpstreamConfig};
 use crate::keys::{self, JwksMetrics, KeyStore, KeyStores};
 use crate::metrics::Metrics;
 use crate::proxy::forward::Upstream;
@@ -39,6 +39,8 @@ pub(crate) struct State {
     admin: SocketAddr,
     files: Vec<PathBuf>,
     watch: ReloadConfig,
+    /// The session service's settings, which only a restart may change.
+    sessions: Option<String>,
     /// Fetch tasks of the stores; finished ones are dropped on each reload.
     tasks: Vec<JoinHandle<()>>,
 }
@@ -99,6 +101,7 @@ pub(crate) fn build(
         admin: config.admin.listen,
         files,
         watch: config.reload.clone(),
+        sessions: config.sessions.as_ref().map(SessionsConfig::fingerprint),
         tasks: Vec::new(),
     };
     (snapshot, state, fresh)
@@ -166,6 +169,21 @@ impl Reloader {
             }
         };
         let mut state = self.0.state.lock().await;
+        if config.sessions.as_ref().map(SessionsConfig::fingerprint) != state.sessions {
+            // The running service signs with the old key; accepting a new
+            // verifier key under it would refuse every token it issues.
+            let e = ConfigError::Invalid {
+                origin: config.origin.clone(),
+                problems: vec![Problem {
+                    path: "sessions".into(),
+                    line: None,
+                    message: "changed: the session service (key, issuer, lifetimes, listener) is fixed at start; restart to apply".into(),
+                }],
+            };
+            self.0.metrics.record_reload("invalid");
+            tracing::error!(error = %e, "reload refused; the running configuration keeps serving");
+            return Err(e);
+        }
         if config.listen != state.listen || config.admin.listen != state.admin {
             tracing::warn!(
                 "listen and admin.listen changed: listeners are not rebound by a reload; restart to move them"

@@ -173,3 +173,57 @@ async fn sighup_reloads_the_binary_and_a_broken_file_keeps_the_old_config() {
         .unwrap();
     assert_eq!(status.code(), Some(0));
 }
+
+#[tokio::test]
+async fn a_reload_that_changes_the_session_signing_key_is_refused() {
+    let upstream = start_echo().await;
+    let dir = temp_dir("sessions-reload");
+    let file = dir.join("tokengate.yaml");
+    let key = fixtures().join("keys/ec256.key.pem");
+    let write = |kid: &str| {
+        std::fs::write(
+            &file,
+            format!(
+                r#"listen: "127.0.0.1:0"
+admin: {{ listen: "127.0.0.1:0" }}
+upstream: {{ url: "http://{upstream}" }}
+reload: {{ watch: true, watch_interval: 100ms }}
+auth: {{}}
+sessions:
+  signing_key: {{ private_key_file: "{}", kid: {kid} }}
+  control: {{ listen: "127.0.0.1:0" }}
+routes:
+  - prefix: /
+"#,
+                key.display()
+            ),
+        )
+        .unwrap()
+    };
+    write("first");
+    let proxy = TestProxy::start_config(Config::load(&file).unwrap(), upstream).await;
+    let open = || async {
+        let reply = support::send(
+            &http1(),
+            http::Request::post(format!("http://{}/sessions", proxy.control.unwrap()))
+                .body(http_body_util::Full::new(bytes::Bytes::from(r#"{"sub": "u"}"#)))
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        serde_json::from_str::<serde_json::Value>(&reply.body).unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let before = open().await;
+    write("second");
+    let refused = eventually(Duration::from_secs(5), async || {
+        metric(proxy.admin, r#"tokengate_config_reloads_total{result="invalid"}"#).await >= 1.0
+    })
+    .await;
+    assert!(refused, "a changed sessions section is refused");
+    // The running service and its verifier still agree.
+    assert_eq!(get_with_token(&proxy.url("/x"), &before).await.status, 200);
+    assert_eq!(get_with_token(&proxy.url("/x"), &open().await).await.status, 200);
+}

@@ -42,6 +42,11 @@ impl Claims {
         self.map.get("sub").and_then(Value::as_str)
     }
 
+    /// `sid` (the login session, OpenID Connect's claim name), when it is a string.
+    pub fn session_id(&self) -> Option<&str> {
+        self.map.get("sid").and_then(Value::as_str)
+    }
+
     /// `jti`, when it is a string.
     pub fn jti(&self) -> Option<&str> {
         self.map.get("jti").and_then(Value::as_str)

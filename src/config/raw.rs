@@ -24,6 +24,39 @@ pub(super) struct RawConfig {
     pub(super) routes: Vec<RawRoute>,
     pub(super) revocation: Option<RawRevocation>,
     pub(super) reload: Option<RawReload>,
+    pub(super) sessions: Option<RawSessions>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSessions {
+    pub(super) issuer: Option<S<String>>,
+    pub(super) audience: Option<S<String>>,
+    pub(super) signing_key: RawSigningKey,
+    pub(super) access_token_ttl: Option<S<String>>,
+    pub(super) refresh_token_ttl: Option<S<String>>,
+    pub(super) max_sessions_per_subject: Option<S<u64>>,
+    pub(super) reuse_grace: Option<S<String>>,
+    pub(super) path_prefix: Option<S<String>>,
+    pub(super) control: Option<RawControl>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSigningKey {
+    pub(super) algorithm: Option<S<String>>,
+    pub(super) kid: Option<S<String>>,
+    pub(super) private_key_file: Option<S<String>>,
+    pub(super) secret_file: Option<S<String>>,
+    pub(super) secret_env: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawControl {
+    pub(super) listen: Option<S<String>>,
+    pub(super) secret_file: Option<S<String>>,
+    pub(super) secret_env: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

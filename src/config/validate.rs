@@ -15,6 +15,8 @@ use super::*;
 
 const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
 const DEFAULT_ADMIN_LISTEN: &str = "0.0.0.0:9090";
+/// The session control API: loopback, since the app shares the pod's network.
+const DEFAULT_CONTROL_LISTEN: &str = "127.0.0.1:9091";
 /// hyper refuses an HTTP/1 read buffer below 8 KiB.
 const MIN_HEADER_BYTES: u64 = 8 * 1024;
 
@@ -157,7 +159,7 @@ pub(super) fn validate(raw: RawConfig, files: FileBase<'_>) -> Result<Config, Ve
             Duration::from_secs(25),
         ),
     };
-    let auth = auth(&mut c, &raw.auth);
+    let mut auth = auth(&mut c, &raw.auth, raw.sessions.is_some());
     let routes = raw
         .routes
         .iter()
@@ -165,6 +167,35 @@ pub(super) fn validate(raw: RawConfig, files: FileBase<'_>) -> Result<Config, Ve
         .filter_map(|(i, r)| route(&mut c, &format!("routes[{i}]"), r))
         .collect();
     let revocation = revocation(&mut c, raw.revocation.as_ref());
+    let sessions = raw
+        .sessions
+        .as_ref()
+        .and_then(|s| sessions(&mut c, s, &[listen, admin.listen], &revocation));
+    if let Some(s) = &sessions {
+        // The proxy accepts its own tokens without further configuration.
+        if auth.issuers.iter().any(|i| i.issuer == s.issuer) {
+            c.problem(
+                "sessions.issuer",
+                raw.sessions.as_ref().and_then(|r| r.issuer.as_ref()).and_then(line),
+                format!(
+                    "`{}` is also listed under auth.issuers; the session issuer is added there by itself",
+                    s.issuer
+                ),
+            );
+        }
+        auth.issuers.push(Issuer {
+            issuer: s.issuer.clone(),
+            audiences: vec![s.audience.clone()],
+            keys: vec![Key {
+                kid: Some(s.signing.kid.clone()),
+                algorithm: s.signing.algorithm,
+                verify: s.signing.verify.clone(),
+                sign: Some(s.signing.key.clone()),
+            }],
+            jwks_file_keys: None,
+            remote: None,
+        });
+    }
     let reload = ReloadConfig {
         watch: raw
             .reload
@@ -191,6 +222,7 @@ pub(super) fn validate(raw: RawConfig, files: FileBase<'_>) -> Result<Config, Ve
         auth,
         routes,
         revocation,
+        sessions,
         reload,
         origin: String::new(),
         files: c.read,
@@ -335,7 +367,7 @@ fn limits(c: &mut Check<'_>, raw: Option<&RawLimits>) -> Limits {
     }
 }
 
-fn auth(c: &mut Check<'_>, raw: &RawAuth) -> AuthConfig {
+fn auth(c: &mut Check<'_>, raw: &RawAuth, has_sessions: bool) -> AuthConfig {
     let leeway = c.duration("auth.leeway", raw.leeway.as_ref(), Duration::from_secs(30));
     if leeway > Duration::from_secs(600) {
         c.problem(
@@ -387,8 +419,12 @@ fn auth(c: &mut Check<'_>, raw: &RawAuth) -> AuthConfig {
             out
         }
     };
-    if raw.issuers.is_empty() {
-        c.problem("auth.issuers", None, "needs at least one issuer with keys");
+    if raw.issuers.is_empty() && !has_sessions {
+        c.problem(
+            "auth.issuers",
+            None,
+            "needs at least one issuer with keys (or a `sessions` section, whose issuer is added)",
+        );
     }
     let mut issuers: Vec<Issuer> = Vec::new();
     for (i, ri) in raw.issuers.iter().enumerate() {
@@ -728,7 +764,32 @@ fn hmac_key(c: &mut Check<'_>, path: &str, raw: &RawKey, algorithm: Algorithm) -
             );
         }
     }
-    let secret = match (&raw.secret_file, &raw.secret_env) {
+    let secret = hmac_secret(
+        c,
+        path,
+        (raw.secret_file.as_ref(), raw.secret_env.as_ref()),
+        algorithm,
+        line(&raw.algorithm),
+    )?;
+    let secret = secret.as_slice();
+    Some(Key {
+        kid: raw.kid.as_ref().map(|k| k.value.clone()),
+        algorithm,
+        verify: DecodingKey::from_secret(secret),
+        sign: Some(EncodingKey::from_secret(secret)),
+    })
+}
+
+/// Reads a secret from exactly one of a file or an environment variable; a
+/// trailing newline from `echo > file` or a Secret mount is not part of it.
+fn secret(
+    c: &mut Check<'_>,
+    path: &str,
+    (file, env): (Option<&S<String>>, Option<&S<String>>),
+    missing_line: Option<u64>,
+    missing: &str,
+) -> Option<Vec<u8>> {
+    let mut secret = match (file, env) {
         (Some(f), None) => c.read(&format!("{path}.secret_file"), f),
         (None, Some(e)) => match std::env::var(&e.value) {
             Ok(v) if !v.is_empty() => Some(v.into_bytes()),
@@ -742,16 +803,29 @@ fn hmac_key(c: &mut Check<'_>, path: &str, raw: &RawKey, algorithm: Algorithm) -
             }
         },
         _ => {
-            c.problem(
-                path,
-                line(&raw.algorithm),
-                "an HMAC key needs exactly one of secret_file or secret_env",
-            );
+            c.problem(path, missing_line, missing);
             None
         }
     }?;
-    // A trailing newline from `echo > file` or a Secret mount is not part of the key.
-    let secret = secret.trim_ascii_end();
+    secret.truncate(secret.trim_ascii_end().len());
+    Some(secret)
+}
+
+/// An HMAC secret of at least the length RFC 7518 §3.2 asks for `algorithm`.
+fn hmac_secret(
+    c: &mut Check<'_>,
+    path: &str,
+    sources: (Option<&S<String>>, Option<&S<String>>),
+    algorithm: Algorithm,
+    at: Option<u64>,
+) -> Option<Vec<u8>> {
+    let secret = secret(
+        c,
+        path,
+        sources,
+        at,
+        "an HMAC key needs exactly one of secret_file or secret_env",
+    )?;
     let min = match algorithm {
         Algorithm::HS384 => 48,
         Algorithm::HS512 => 64,
@@ -760,7 +834,7 @@ fn hmac_key(c: &mut Check<'_>, path: &str, raw: &RawKey, algorithm: Algorithm) -
     if secret.len() < min {
         c.problem(
             path,
-            line(&raw.algorithm),
+            at,
             format!(
                 "the {algorithm:?} secret is {} bytes; at least {min} are required (RFC 7518 §3.2)",
                 secret.len()
@@ -768,12 +842,7 @@ fn hmac_key(c: &mut Check<'_>, path: &str, raw: &RawKey, algorithm: Algorithm) -
         );
         return None;
     }
-    Some(Key {
-        kid: raw.kid.as_ref().map(|k| k.value.clone()),
-        algorithm,
-        verify: DecodingKey::from_secret(secret),
-        sign: Some(EncodingKey::from_secret(secret)),
-    })
+    Some(secret)
 }
 
 fn public_key(c: &mut Check<'_>, path: &str, raw: &RawKey, algorithm: Algorithm) -> Option<Key> {
@@ -863,6 +932,248 @@ fn public_key(c: &mut Check<'_>, path: &str, raw: &RawKey, algorithm: Algorithm)
         algorithm,
         verify,
         sign,
+    })
+}
+
+fn sessions(
+    c: &mut Check<'_>,
+    raw: &RawSessions,
+    taken: &[SocketAddr],
+    revocation: &RevocationConfig,
+) -> Option<SessionsConfig> {
+    let text = |v: Option<&S<String>>, default: &str| v.map_or_else(|| default.to_owned(), |v| v.value.clone());
+    let issuer = text(raw.issuer.as_ref(), "tokengate");
+    let audience = text(raw.audience.as_ref(), "tokengate");
+    for (field, value, v) in [("issuer", &issuer, &raw.issuer), ("audience", &audience, &raw.audience)] {
+        if value.is_empty() || value.chars().any(char::is_control) {
+            c.problem(
+                format!("sessions.{field}"),
+                v.as_ref().and_then(line),
+                "must be non-empty text without control characters",
+            );
+        }
+    }
+    let access_token_ttl = c.positive_duration(
+        "sessions.access_token_ttl",
+        raw.access_token_ttl.as_ref(),
+        Duration::from_secs(300),
+    );
+    let refresh_token_ttl = c.positive_duration(
+        "sessions.refresh_token_ttl",
+        raw.refresh_token_ttl.as_ref(),
+        Duration::from_secs(14 * 24 * 3600),
+    );
+    if access_token_ttl > refresh_token_ttl {
+        c.problem(
+            "sessions.access_token_ttl",
+            raw.access_token_ttl.as_ref().and_then(line),
+            "must not exceed refresh_token_ttl",
+        );
+    }
+    if access_token_ttl > revocation.max_token_lifetime {
+        c.problem(
+            "sessions.access_token_ttl",
+            raw.access_token_ttl.as_ref().and_then(line),
+            "exceeds revocation.max_token_lifetime: logout-all cut-offs would be pruned while these tokens live",
+        );
+    }
+    let reuse_grace = c.duration("sessions.reuse_grace", raw.reuse_grace.as_ref(), Duration::ZERO);
+    if reuse_grace > Duration::from_secs(60) {
+        c.problem(
+            "sessions.reuse_grace",
+            raw.reuse_grace.as_ref().and_then(line),
+            "more than 60s would hide a stolen refresh token's replay for too long",
+        );
+    }
+    let max_sessions_per_subject = raw.max_sessions_per_subject.as_ref().map(|v| {
+        let n = c.count("sessions.max_sessions_per_subject", Some(v), 1, 1, 10_000);
+        u32::try_from(n).unwrap_or(10_000)
+    });
+    let path_prefix = text(raw.path_prefix.as_ref(), "/.tokengate");
+    let segments_ok = path_prefix.strip_prefix('/').is_some_and(|rest| {
+        rest.split('/').all(|seg| {
+            !seg.is_empty()
+                && seg != "."
+                && seg != ".."
+                && seg.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+        })
+    });
+    if !segments_ok {
+        c.problem(
+            "sessions.path_prefix",
+            raw.path_prefix.as_ref().and_then(line),
+            format!(
+                "`{path_prefix}` must be an absolute path of plain segments without a trailing slash, e.g. /.tokengate"
+            ),
+        );
+    }
+    let control = raw.control.as_ref();
+    let listen_value = control.and_then(|r| r.listen.as_ref());
+    let listen = c.addr("sessions.control.listen", listen_value, DEFAULT_CONTROL_LISTEN);
+    if listen.port() != 0 && taken.contains(&listen) {
+        c.problem(
+            "sessions.control.listen",
+            listen_value.and_then(line),
+            "must differ from `listen` and `admin.listen`",
+        );
+    }
+    let secret = match control {
+        Some(r) if r.secret_file.is_some() || r.secret_env.is_some() => secret(
+            c,
+            "sessions.control",
+            (r.secret_file.as_ref(), r.secret_env.as_ref()),
+            None,
+            "give exactly one of secret_file or secret_env",
+        ),
+        _ => None,
+    };
+    if secret.as_ref().is_some_and(|s| s.len() < 16) {
+        c.problem("sessions.control", None, "the shared secret must be at least 16 bytes");
+    }
+    if !listen.ip().is_loopback() && secret.is_none() {
+        c.problem(
+            "sessions.control.listen",
+            listen_value.and_then(line),
+            "a control listener bound beyond loopback needs a shared secret (secret_file or secret_env): anyone reaching it could open sessions",
+        );
+    }
+    let signing = signing_key(c, &raw.signing_key)?;
+    Some(SessionsConfig {
+        issuer,
+        audience,
+        signing,
+        access_token_ttl,
+        refresh_token_ttl,
+        max_sessions_per_subject,
+        reuse_grace,
+        path_prefix,
+        control: ControlConfig { listen, secret },
+    })
+}
+
+fn signing_key(c: &mut Check<'_>, raw: &RawSigningKey) -> Option<SigningKey> {
+    use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, PublicKeyUse, ThumbprintHash};
+    let path = "sessions.signing_key";
+    let at = raw.algorithm.as_ref().and_then(line);
+    let algorithm = match &raw.algorithm {
+        None => Algorithm::ES256,
+        Some(a) => match Algorithm::from_str(&a.value) {
+            Ok(alg) => alg,
+            Err(_) => {
+                c.problem(
+                    format!("{path}.algorithm"),
+                    at,
+                    format!(
+                        "`{}` is not supported: use ES256 (default), EdDSA, RS256 or HS256",
+                        a.value
+                    ),
+                );
+                return None;
+            }
+        },
+    };
+    let family = algorithm.family();
+    // (signing key, published JWK, verification key when it is not derived from the JWK)
+    let (key, public_jwk, secret_verify) = if family == AlgorithmFamily::Hmac {
+        if let Some(f) = &raw.private_key_file {
+            c.problem(
+                format!("{path}.private_key_file"),
+                line(f),
+                "an HMAC key is a shared secret: use secret_file or secret_env",
+            );
+        }
+        let secret = hmac_secret(
+            c,
+            path,
+            (raw.secret_file.as_ref(), raw.secret_env.as_ref()),
+            algorithm,
+            at,
+        )?;
+        (
+            EncodingKey::from_secret(&secret),
+            None,
+            Some(DecodingKey::from_secret(&secret)),
+        )
+    } else {
+        for (field, v) in [("secret_file", &raw.secret_file), ("secret_env", &raw.secret_env)] {
+            if let Some(v) = v {
+                c.problem(
+                    format!("{path}.{field}"),
+                    line(v),
+                    format!("a {algorithm:?} key is a private key (private_key_file), not a secret"),
+                );
+            }
+        }
+        let Some(file) = &raw.private_key_file else {
+            c.problem(path, at, format!("a {algorithm:?} signing key needs private_key_file"));
+            return None;
+        };
+        let pem = c.read(&format!("{path}.private_key_file"), file)?;
+        let key = match family {
+            AlgorithmFamily::Rsa => EncodingKey::from_rsa_pem(&pem),
+            AlgorithmFamily::Ec => EncodingKey::from_ec_pem(&pem),
+            _ => EncodingKey::from_ed_pem(&pem),
+        };
+        // Deriving the public half needs the crypto provider; idempotent.
+        crate::install_crypto_providers();
+        let jwk = key.and_then(|k| Jwk::from_encoding_key(&k, algorithm).map(|jwk| (k, jwk)));
+        let (key, jwk) = match jwk {
+            Ok(pair) => pair,
+            Err(e) => {
+                c.problem(
+                    format!("{path}.private_key_file"),
+                    line(file),
+                    format!("not a {algorithm:?} private key in PKCS#8 PEM form ({e})"),
+                );
+                return None;
+            }
+        };
+        if let AlgorithmParameters::RSA(rsa) = &jwk.algorithm
+            && base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &rsa.n)
+                .map_or(0, |n| n.len() * 8)
+                < 2048
+        {
+            c.problem(
+                format!("{path}.private_key_file"),
+                line(file),
+                "RSA keys must have at least 2048 bits",
+            );
+            return None;
+        }
+        (key, Some(jwk), None)
+    };
+    let kid = match (&raw.kid, &public_jwk) {
+        (Some(k), _) if k.value.is_empty() || k.value.chars().any(char::is_control) => {
+            c.problem(format!("{path}.kid"), line(k), "must be non-empty text");
+            return None;
+        }
+        (Some(k), _) => k.value.clone(),
+        (None, Some(jwk)) => jwk.thumbprint(ThumbprintHash::SHA256).ok()?,
+        (None, None) => "tokengate-hmac".to_owned(),
+    };
+    let public_jwk = public_jwk.map(|mut jwk| {
+        jwk.common.key_id = Some(kid.clone());
+        jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+        jwk
+    });
+    let verify = match &public_jwk {
+        Some(jwk) => DecodingKey::from_jwk(jwk).ok(),
+        None => secret_verify,
+    };
+    let Some(verify) = verify.filter(|v| pair_matches(&key, v, algorithm)) else {
+        c.problem(
+            path,
+            at,
+            format!("the key cannot sign {algorithm:?} tokens that verify (wrong curve for the algorithm?)"),
+        );
+        return None;
+    };
+    Some(SigningKey {
+        kid,
+        algorithm,
+        key,
+        public_jwk,
+        verify,
     })
 }
 

@@ -31,6 +31,7 @@ use crate::metrics::{Metrics, Reason};
 use crate::path;
 use crate::revocation::{Revocations, unix_ms};
 use crate::route::RoutePolicy;
+use crate::session::{self, Sessions};
 
 /// Response body: the app's streamed body, or a small body of our own.
 pub type ProxyBody = Either<Incoming, Full<Bytes>>;
@@ -41,6 +42,7 @@ pub struct Proxy {
     current: ArcSwap<Snapshot>,
     revocations: Revocations,
     metrics: Arc<Metrics>,
+    sessions: Option<Arc<Sessions>>,
 }
 
 /// Everything a reload can change, built whole and swapped whole: a request
@@ -96,7 +98,14 @@ impl Proxy {
             current: ArcSwap::from_pointee(snapshot),
             revocations,
             metrics,
+            sessions: None,
         }
+    }
+
+    /// Answers the session endpoints (refresh, logout, JWKS) before routing.
+    pub fn with_sessions(mut self, sessions: Arc<Sessions>) -> Self {
+        self.sessions = Some(sessions);
+        self
     }
 
     /// The snapshot requests are served from now.
@@ -127,7 +136,7 @@ impl Proxy {
         // One snapshot for the whole request, even if a reload lands meanwhile.
         let snapshot = self.current.load_full();
         let (reason, response) = match self.serve(&snapshot, req, peer, scheme).await {
-            Ok((reason, response)) => (reason, response.map(Either::Left)),
+            Ok((reason, response)) => (reason, response),
             Err(rejection) => {
                 let reason = rejection.reason();
                 let response = respond(&rejection, &snapshot.realm);
@@ -156,12 +165,23 @@ impl Proxy {
         mut req: Request<Incoming>,
         peer: SocketAddr,
         scheme: &'static str,
-    ) -> Result<(Reason, Response<Incoming>), Rejection> {
+    ) -> Result<(Reason, Response<ProxyBody>), Rejection> {
         let normalised: Option<String> = match path::normalise(req.uri().path())? {
             Cow::Borrowed(_) => None,
             Cow::Owned(p) => Some(p),
         };
         let path = normalised.as_deref().unwrap_or(req.uri().path());
+        if let Some(sessions) = &self.sessions
+            && let Some(endpoint) = sessions.endpoint(path)
+        {
+            let caller = if endpoint.needs_caller() {
+                Some(self.caller(snapshot, &req).await)
+            } else {
+                None
+            };
+            let response = session::http::serve(sessions, endpoint, req, caller).await;
+            return Ok((Reason::SessionEndpoint, response.map(Either::Right)));
+        }
         let access = snapshot.policy.access(req.method(), path);
         let claims: Option<Arc<Claims>> = match access {
             Access::Public => None,
@@ -215,7 +235,18 @@ impl Proxy {
             });
         }
         headers::strip_hop_by_hop(response.headers_mut(), switching && upgrade);
-        Ok((reason, response))
+        Ok((reason, response.map(Either::Left)))
+    }
+
+    /// The request's verified, unrevoked claims, for the logout endpoints.
+    async fn caller(&self, snapshot: &Snapshot, req: &Request<Incoming>) -> Result<Arc<Claims>, String> {
+        let claims = snapshot
+            .auth
+            .authenticate(req.headers(), req.uri().query(), &self.metrics)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.revocations.check(&claims, unix_ms()).map_err(|e| e.to_string())?;
+        Ok(claims)
     }
 }
 

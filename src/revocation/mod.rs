@@ -22,7 +22,7 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
-pub use protocol::{Keys, Message, Revocation};
+pub use protocol::{Keys, Kind, Message, Revocation};
 
 use self::sync::{RedisTarget, SyncError};
 use crate::auth::Claims;
@@ -64,6 +64,7 @@ pub struct Revocations {
 struct Inner {
     jti: Shards,
     sub: Shards,
+    sid: Shards,
     hasher: RandomState,
     /// Redis endpoint and key names; `None` for the memory backend.
     redis: Option<RedisTarget>,
@@ -267,6 +268,7 @@ impl Revocations {
             inner: Arc::new(Inner {
                 jti: Shards::new(),
                 sub: Shards::new(),
+                sid: Shards::new(),
                 hasher: RandomState::new(),
                 redis,
                 max_staleness_ms: i64::try_from(config.max_staleness.as_millis()).unwrap_or(i64::MAX),
@@ -315,6 +317,11 @@ impl Revocations {
         {
             return Err(RevocationError::Revoked);
         }
+        if let Some(sid) = claims.session_id()
+            && self.inner.sid.get(self.key(sid)).is_some()
+        {
+            return Err(RevocationError::Revoked);
+        }
         if let Some(sub) = claims.subject()
             && let Some(cutoff) = self.inner.sub.get(self.key(sub))
             // A token without `iat` counts as issued at the epoch.
@@ -325,47 +332,58 @@ impl Revocations {
         Ok(())
     }
 
+    /// The logout-all cut-off of `sub` in the mirror, if any.
+    pub fn subject_cutoff(&self, sub: &str) -> Option<i64> {
+        self.inner.sub.get(self.key(sub))
+    }
+
     /// Merges one revocation into the mirror; true when it added an entry.
     pub fn apply(&self, revocation: &Revocation) -> bool {
         match revocation {
             Revocation::Jti { id, exp } => self.inner.jti.merge(self.key(id), *exp),
             Revocation::Subject { id, before } => self.inner.sub.merge(self.key(id), *before),
+            Revocation::Session { id, exp } => self.inner.sid.merge(self.key(id), *exp),
         }
     }
 
-    /// Merges a page of `(id, score)` pairs from a full load.
-    pub fn apply_page<'a>(&self, jti: bool, page: impl Iterator<Item = (&'a str, i64)>) {
-        let mut entries: Vec<(u64, i64)> = page.map(|(id, score)| (self.key(id), score)).collect();
-        if jti {
-            self.inner.jti.merge_batch(&mut entries);
-        } else {
-            self.inner.sub.merge_batch(&mut entries);
+    fn shards(&self, kind: Kind) -> &Shards {
+        match kind {
+            Kind::Jti => &self.inner.jti,
+            Kind::Sub => &self.inner.sub,
+            Kind::Sid => &self.inner.sid,
         }
+    }
+
+    /// Merges a page of `(id, score)` pairs of `kind` from a full load.
+    pub fn apply_page<'a>(&self, kind: Kind, page: impl Iterator<Item = (&'a str, i64)>) {
+        let mut entries: Vec<(u64, i64)> = page.map(|(id, score)| (self.key(id), score)).collect();
+        self.shards(kind).merge_batch(&mut entries);
     }
 
     /// Removes entries whose tokens can no longer be valid at `now` (seconds).
     pub fn prune(&self, now: i64) -> usize {
-        self.inner.jti.prune(now - self.inner.leeway) + self.inner.sub.prune(self.sub_keep_from(now))
+        Kind::ALL
+            .iter()
+            .map(|&kind| self.shards(kind).prune(self.keep_from(kind, now)))
+            .sum()
     }
 
-    /// Subject cut-offs older than this cannot affect a live token.
-    pub fn sub_keep_from(&self, now: i64) -> i64 {
-        now - self.inner.max_token_lifetime - self.inner.leeway
+    /// Entries of `kind` scored below this cannot affect a live token at `now`.
+    pub fn keep_from(&self, kind: Kind, now: i64) -> i64 {
+        match kind {
+            Kind::Jti | Kind::Sid => now - self.inner.leeway,
+            Kind::Sub => now - self.inner.max_token_lifetime - self.inner.leeway,
+        }
     }
 
-    /// Jti entries older than this revoke only expired tokens.
-    pub fn jti_keep_from(&self, now: i64) -> i64 {
-        now - self.inner.leeway
-    }
-
-    /// (jti entries, subject entries).
-    pub fn len(&self) -> (usize, usize) {
-        (self.inner.jti.len(), self.inner.sub.len())
+    /// Entries of `kind` in the mirror.
+    pub fn len(&self, kind: Kind) -> usize {
+        self.shards(kind).len()
     }
 
     /// True when the mirror holds nothing.
     pub fn is_empty(&self) -> bool {
-        self.len() == (0, 0)
+        Kind::ALL.iter().all(|&kind| self.len(kind) == 0)
     }
 
     /// Records that the mirror matched Redis at `now_ms`.
@@ -518,9 +536,11 @@ impl Collector for MirrorCollector {
 
     fn collect(&self) -> Vec<MetricFamily> {
         let now = unix_ms();
-        let (jti, sub) = self.revocations.len();
-        self.entries.with_label_values(&["jti"]).set(jti as i64);
-        self.entries.with_label_values(&["sub"]).set(sub as i64);
+        for kind in Kind::ALL {
+            self.entries
+                .with_label_values(&[kind.label()])
+                .set(self.revocations.len(kind) as i64);
+        }
         let age_ms = if self.revocations.is_loaded() {
             self.revocations.age_ms(now)
         } else {
@@ -603,7 +623,7 @@ mod tests {
         // leeway 30 s: the jti entry lives until 1030; the cut-off until 1000 + 3600 + 30.
         assert_eq!(r.prune(1029), 0);
         assert_eq!(r.prune(1031), 1);
-        assert_eq!(r.len(), (0, 1));
+        assert_eq!((r.len(Kind::Jti), r.len(Kind::Sub)), (0, 1));
         assert_eq!(r.prune(1000 + 3600 + 31), 1);
         assert!(r.is_empty());
     }

@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | `{prefix}:revoked:jti` | sorted set | member = jti, score = the token's `exp` |
 //! | `{prefix}:revoked:sub` | sorted set | member = subject, score = cut-off (`iat <= score` is revoked) |
+//! | `{prefix}:revoked:sid` | sorted set | member = session id (`sid` claim), score = the last `exp` of its tokens |
 //! | `{prefix}:seq` | integer | incremented by every revocation |
 //! | channel `prefix:revocations` | pub/sub | one JSON message per revocation, with its `seq` |
 //!
@@ -17,25 +18,44 @@ use serde::{Deserialize, Serialize};
 /// The revoke script: bump `seq`, add to the set (keeping the later score if
 /// the member exists), publish the message. One atomic step.
 ///
-/// `KEYS[1]` the set, `KEYS[2]` the seq key; `ARGV[1]` kind (`jti`|`sub`),
+/// `KEYS[1]` the set, `KEYS[2]` the seq key; `ARGV[1]` kind (`jti`|`sub`|`sid`),
 /// `ARGV[2]` id, `ARGV[3]` score (exp or cut-off), `ARGV[4]` channel.
 /// Returns the new `seq`.
 pub const REVOKE_SCRIPT: &str = r#"
 local seq = redis.call('INCR', KEYS[2])
 redis.call('ZADD', KEYS[1], 'GT', ARGV[3], ARGV[2])
 local msg = {seq = seq, kind = ARGV[1], id = ARGV[2]}
-if ARGV[1] == 'jti' then msg.exp = tonumber(ARGV[3]) else msg.before = tonumber(ARGV[3]) end
+if ARGV[1] == 'sub' then msg.before = tonumber(ARGV[3]) else msg.exp = tonumber(ARGV[3]) end
 redis.call('PUBLISH', ARGV[4], cjson.encode(msg))
 return seq
+"#;
+
+/// The same step as a Lua function, for scripts (the session store) that
+/// revoke as part of a larger atomic change: `revoke(set, seq_key, kind, id,
+/// score, channel)`.
+pub const REVOKE_FUNCTION: &str = r#"
+local function revoke(set, seq_key, kind, id, score, channel)
+  local seq = redis.call('INCR', seq_key)
+  redis.call('ZADD', set, 'GT', score, id)
+  local msg = {seq = seq, kind = kind, id = id}
+  if kind == 'sub' then msg.before = tonumber(score) else msg.exp = tonumber(score) end
+  redis.call('PUBLISH', channel, cjson.encode(msg))
+  return seq
+end
 "#;
 
 /// Key and channel names for one prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keys {
+    /// `{prefix}`: the hash tag every key starts with (the session store
+    /// builds its own keys under it, so one script can touch them all).
+    pub tag: String,
     /// `{prefix}:revoked:jti`
     pub jti: String,
     /// `{prefix}:revoked:sub`
     pub sub: String,
+    /// `{prefix}:revoked:sid`
+    pub sid: String,
     /// `{prefix}:seq`
     pub seq: String,
     /// `prefix:revocations`
@@ -46,8 +66,10 @@ impl Keys {
     /// The names for `prefix` (default `tokengate`).
     pub fn new(prefix: &str) -> Keys {
         Keys {
+            tag: format!("{{{prefix}}}"),
             jti: format!("{{{prefix}}}:revoked:jti"),
             sub: format!("{{{prefix}}}:revoked:sub"),
+            sid: format!("{{{prefix}}}:revoked:sid"),
             seq: format!("{{{prefix}}}:seq"),
             channel: format!("{prefix}:revocations"),
         }
@@ -71,6 +93,49 @@ pub enum Revocation {
         /// The cut-off.
         before: i64,
     },
+    /// Every token carrying this `sid` claim (one login session).
+    Session {
+        /// The session id.
+        id: String,
+        /// The last `exp` of the session's tokens: the entry is kept until then.
+        exp: i64,
+    },
+}
+
+/// Which of the three sets an entry lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Token ids.
+    Jti,
+    /// Subject cut-offs.
+    Sub,
+    /// Session ids.
+    Sid,
+}
+
+impl Kind {
+    /// Every kind, in load order.
+    pub const ALL: [Kind; 3] = [Kind::Jti, Kind::Sub, Kind::Sid];
+
+    /// The `kind` field of a message and the metric label.
+    pub const fn label(self) -> &'static str {
+        match self {
+            Kind::Jti => "jti",
+            Kind::Sub => "sub",
+            Kind::Sid => "sid",
+        }
+    }
+}
+
+impl Keys {
+    /// The sorted set holding `kind`.
+    pub fn set(&self, kind: Kind) -> &str {
+        match kind {
+            Kind::Jti => &self.jti,
+            Kind::Sub => &self.sub,
+            Kind::Sid => &self.sid,
+        }
+    }
 }
 
 /// The channel message, `{"seq": 42, "kind": "jti", "id": "...", "exp": 1767225600}`.
@@ -78,11 +143,11 @@ pub enum Revocation {
 pub struct Message {
     /// The value of `{prefix}:seq` after this revocation.
     pub seq: u64,
-    /// `jti` or `sub`.
+    /// `jti`, `sub` or `sid`.
     pub kind: String,
-    /// The jti or subject.
+    /// The jti, subject or session id.
     pub id: String,
-    /// For `jti`: the token's expiry.
+    /// For `jti` and `sid`: the expiry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exp: Option<f64>,
     /// For `sub`: the cut-off.
@@ -96,7 +161,7 @@ pub enum MessageError {
     /// Not JSON, or missing fields.
     #[error("not a revocation message: {0}")]
     Json(String),
-    /// `kind` is neither `jti` nor `sub`, or its time field is missing.
+    /// `kind` is not `jti`, `sub` or `sid`, or its time field is missing.
     #[error("revocation message has kind `{0}` without its time field")]
     Kind(String),
 }
@@ -109,6 +174,7 @@ impl Message {
         let revocation = match (m.kind.as_str(), time(m.exp), time(m.before)) {
             ("jti", Some(exp), _) if !m.id.is_empty() => Revocation::Jti { id: m.id, exp },
             ("sub", _, Some(before)) if !m.id.is_empty() => Revocation::Subject { id: m.id, before },
+            ("sid", Some(exp), _) if !m.id.is_empty() => Revocation::Session { id: m.id, exp },
             _ => return Err(MessageError::Kind(m.kind)),
         };
         Ok((m.seq, revocation))
@@ -117,10 +183,11 @@ impl Message {
 
 impl Revocation {
     /// `(kind, id, score)` as the script takes them.
-    pub fn script_args(&self) -> (&'static str, &str, i64) {
+    pub fn script_args(&self) -> (Kind, &str, i64) {
         match self {
-            Revocation::Jti { id, exp } => ("jti", id, *exp),
-            Revocation::Subject { id, before } => ("sub", id, *before),
+            Revocation::Jti { id, exp } => (Kind::Jti, id, *exp),
+            Revocation::Subject { id, before } => (Kind::Sub, id, *before),
+            Revocation::Session { id, exp } => (Kind::Sid, id, *exp),
         }
     }
 }
@@ -131,11 +198,10 @@ where
     C: redis::aio::ConnectionLike + Send,
 {
     let (kind, id, score) = revocation.script_args();
-    let set = if kind == "jti" { &keys.jti } else { &keys.sub };
     redis::Script::new(REVOKE_SCRIPT)
-        .key(set)
+        .key(keys.set(kind))
         .key(&keys.seq)
-        .arg(kind)
+        .arg(kind.label())
         .arg(id)
         .arg(score)
         .arg(&keys.channel)
@@ -152,6 +218,7 @@ mod tests {
         let k = Keys::new("tokengate");
         assert_eq!(k.jti, "{tokengate}:revoked:jti");
         assert_eq!(k.sub, "{tokengate}:revoked:sub");
+        assert_eq!(k.sid, "{tokengate}:revoked:sid");
         assert_eq!(k.seq, "{tokengate}:seq");
         assert_eq!(k.channel, "tokengate:revocations");
     }
@@ -178,10 +245,21 @@ mod tests {
                 }
             ))
         );
+        assert_eq!(
+            Message::parse(br#"{"seq":44,"kind":"sid","id":"s1","exp":1767225600}"#),
+            Ok((
+                44,
+                Revocation::Session {
+                    id: "s1".into(),
+                    exp: 1767225600
+                }
+            ))
+        );
         for bad in [
             &br#"not json"#[..],
             br#"{"seq": 1, "kind": "jti", "id": "x"}"#,
-            br#"{"seq": 1, "kind": "sid", "id": "x", "exp": 1}"#,
+            br#"{"seq": 1, "kind": "sid", "id": "x", "before": 1}"#,
+            br#"{"seq": 1, "kind": "session", "id": "x", "exp": 1}"#,
             br#"{"seq": 1, "kind": "jti", "id": "", "exp": 1}"#,
             br#"{"kind": "jti", "id": "x", "exp": 1}"#,
         ] {

@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, ConnectionInfo};
 
-use super::protocol::{Keys, Message};
+use super::protocol::{Keys, Kind, Message};
 use super::{ReloadCause, Revocations, unix_ms};
 use crate::config::RedisConfig;
 use crate::readiness::Latch;
@@ -138,11 +138,15 @@ async fn session(
     let mut conn = target.connect().await?;
     let mut seq = full_load(revocations, target, &mut conn, cause).await?;
     revocations.set_connected(true);
-    let (jti, sub) = revocations.len();
+    let (jti, sub, sid) = (
+        revocations.len(Kind::Jti),
+        revocations.len(Kind::Sub),
+        revocations.len(Kind::Sid),
+    );
     if *ever_connected {
-        tracing::info!(seq, jti, sub, "revocation sync resynced");
+        tracing::info!(seq, jti, sub, sid, "revocation sync resynced");
     } else {
-        tracing::info!(seq, jti, sub, redis = %cfg.display_url, "revocation sync connected");
+        tracing::info!(seq, jti, sub, sid, redis = %cfg.display_url, "revocation sync connected");
     }
     *ever_connected = true;
     *failures = 0;
@@ -206,8 +210,9 @@ async fn session(
                 }
                 // Every sidecar prunes Redis too; the commands are idempotent.
                 let mut pipe = redis::pipe();
-                pipe.cmd("ZREMRANGEBYSCORE").arg(&target.keys.jti).arg("-inf").arg(format!("({}", revocations.jti_keep_from(now))).ignore();
-                pipe.cmd("ZREMRANGEBYSCORE").arg(&target.keys.sub).arg("-inf").arg(format!("({}", revocations.sub_keep_from(now))).ignore();
+                for kind in Kind::ALL {
+                    pipe.cmd("ZREMRANGEBYSCORE").arg(target.keys.set(kind)).arg("-inf").arg(format!("({}", revocations.keep_from(kind, now))).ignore();
+                }
                 within::<(), _>(cfg.command_timeout, pipe.query_async(&mut conn)).await?;
             }
         }
@@ -239,8 +244,8 @@ const PAGES_IN_FLIGHT: usize = 2;
 async fn load_set(
     revocations: &Revocations,
     conn: &MultiplexedConnection,
+    kind: Kind,
     key: &str,
-    is_jti: bool,
     page_size: u64,
     timeout: Duration,
 ) -> Result<usize, SyncError> {
@@ -276,7 +281,7 @@ async fn load_set(
             }
             _ => None,
         });
-        revocations.apply_page(is_jti, pairs);
+        revocations.apply_page(kind, pairs);
         let read = page.len() / 2;
         loaded += read;
         if (read as u64) < page_size {
@@ -314,8 +319,9 @@ async fn full_load(
     )
     .await?;
     let mut loaded = 0usize;
-    for (key, is_jti) in [(&target.keys.jti, true), (&target.keys.sub, false)] {
-        loaded += load_set(revocations, conn, key, is_jti, cfg.page_size, cfg.command_timeout).await?;
+    for kind in Kind::ALL {
+        let key = target.keys.set(kind);
+        loaded += load_set(revocations, conn, kind, key, cfg.page_size, cfg.command_timeout).await?;
     }
     revocations.prune(crate::auth::unix_now());
     revocations.mark_confirmed(unix_ms());

@@ -149,6 +149,8 @@ routes:
 pub struct TestProxy {
     pub addr: SocketAddr,
     pub admin: SocketAddr,
+    /// The session control listener, when the config has `sessions`.
+    pub control: Option<SocketAddr>,
     pub upstream: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<Result<(), tokengate::RunError>>>,
@@ -168,12 +170,20 @@ impl TestProxy {
 
     /// Starts an already loaded config (e.g. from a file, so it can reload).
     pub async fn start_config(config: Config, upstream: SocketAddr) -> TestProxy {
+        let control = match &config.sessions {
+            // Port 0 on the configured address: loopback, or wider for the
+            // tests of the control secret.
+            Some(s) => Some(TcpListener::bind((s.control.listen.ip(), 0)).await.unwrap()),
+            None => None,
+        };
         let listeners = Listeners {
             proxy: TcpListener::bind("127.0.0.1:0").await.unwrap(),
             admin: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            control,
         };
         let addr = listeners.proxy.local_addr().unwrap();
         let admin = listeners.admin.local_addr().unwrap();
+        let control = listeners.control.as_ref().map(|c| c.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(tokengate::run(config, listeners, async {
             let _ = rx.await;
@@ -181,6 +191,7 @@ impl TestProxy {
         TestProxy {
             addr,
             admin,
+            control,
             upstream,
             shutdown: Some(tx),
             handle: Some(handle),

@@ -1,0 +1,760 @@
+//! The session service end to end: the app opens sessions on the control
+//! listener, clients call the real upstream through the proxy, refresh,
+//! rotate, reuse, log out. Every flow runs on both backends: `memory`, and
+//! `redis` against a redis-server of the test's own.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::Full;
+use jsonwebtoken::{DecodingKey, Validation, jwk::JwkSet};
+use serde_json::{Value, json};
+use support::redis::RedisServer;
+use support::*;
+
+const CONTROL_SECRET: &str = "control-secret-0123456789";
+
+/// Which backend a test runs on; holds the redis-server it started.
+struct Backend {
+    redis: Option<RedisServer>,
+}
+
+impl Backend {
+    fn memory() -> Backend {
+        Backend { redis: None }
+    }
+
+    fn redis() -> Backend {
+        Backend {
+            redis: Some(RedisServer::start()),
+        }
+    }
+
+    /// The base config with leeway 0 (so expiry is exact), `sessions` from
+    /// `extra` merged in, and this backend's revocation section.
+    fn config(&self, extra: &str) -> String {
+        let revocation = match &self.redis {
+            None => String::new(),
+            Some(r) => format!(
+                r#"
+revocation:
+  backend: redis
+  redis:
+    url: "{}"
+    connect_timeout: 300ms
+    command_timeout: 500ms
+    check_interval: 200ms
+  max_staleness: 5s
+"#,
+                r.url()
+            ),
+        };
+        format!(
+            r#"{}
+sessions:
+  issuer: "https://tokengate.test"
+  audience: app
+  signing_key: {{ private_key_file: keys/ec256.key.pem, kid: session-key-1 }}
+  control: {{ listen: "127.0.0.1:0" }}
+{extra}
+{revocation}"#,
+            base_config().replace("leeway: 30s", "leeway: 0s")
+        )
+    }
+
+    async fn start(&self, extra: &str) -> TestProxy {
+        let proxy = TestProxy::start_with(&self.config(extra), start_echo().await).await;
+        let ready = wait_until(Duration::from_secs(5), || async {
+            get(&format!("http://{}/readyz", proxy.admin), &[]).await.status == 200
+        })
+        .await;
+        assert!(ready.is_some(), "proxy ready");
+        proxy
+    }
+}
+
+/// Runs an async test body once per backend.
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn memory() {
+                super::$name(super::Backend::memory()).await
+            }
+            #[tokio::test]
+            async fn redis() {
+                super::$name(super::Backend::redis()).await
+            }
+        }
+    )*};
+}
+
+both_backends!(
+    full_flow_through_the_proxy,
+    an_expired_access_token_is_renewed_by_refresh,
+    reusing_a_spent_refresh_token_revokes_the_session,
+    twenty_concurrent_refreshes_with_one_token_yield_one_success,
+    logout_and_logout_all,
+    the_session_cap_evicts_the_oldest,
+    the_control_api_lists_and_revokes_sessions,
+    bad_requests_get_clear_errors,
+);
+
+async fn wait_until<F, Fut>(limit: Duration, mut f: F) -> Option<Duration>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if f().await {
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    None
+}
+
+async fn post(url: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+    let mut b = Request::post(url);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    send(&http1(), b.body(Full::new(Bytes::from(body.to_owned()))).unwrap()).await
+}
+
+async fn request(method: &str, url: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut b = Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    send(&http1(), b.body(Full::new(Bytes::new())).unwrap()).await
+}
+
+fn control_url(proxy: &TestProxy, path: &str) -> String {
+    format!("http://{}{path}", proxy.control.expect("control listener"))
+}
+
+/// Opens a session on the control listener; returns the token response.
+async fn open(proxy: &TestProxy, sub: &str, claims: Value) -> Value {
+    let reply = post(
+        &control_url(proxy, "/sessions"),
+        &[("content-type", "application/json")],
+        &json!({"sub": sub, "claims": claims}).to_string(),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.headers["cache-control"], "no-store");
+    serde_json::from_str(&reply.body).unwrap()
+}
+
+/// `POST /.tokengate/refresh` with a form body (RFC 6749 §6).
+async fn refresh(proxy: &TestProxy, refresh_token: &str) -> Reply {
+    post(
+        &proxy.url("/.tokengate/refresh"),
+        &[("content-type", "application/x-www-form-urlencoded")],
+        &format!("grant_type=refresh_token&refresh_token={refresh_token}"),
+    )
+    .await
+}
+
+async fn call(proxy: &TestProxy, access_token: &str) -> u16 {
+    get_with_token(&proxy.url("/x"), access_token).await.status.as_u16()
+}
+
+fn field<'a>(v: &'a Value, name: &str) -> &'a str {
+    v[name].as_str().unwrap_or_else(|| panic!("{name} in {v}"))
+}
+
+async fn full_flow_through_the_proxy(backend: Backend) {
+    let proxy = backend.start("").await;
+    let pair = open(&proxy, "alice", json!({"role": "staff", "email": "a@example.com"})).await;
+    assert_eq!(pair["token_type"], "Bearer");
+    assert_eq!(pair["expires_in"], 300);
+    let access = field(&pair, "access_token");
+    let refresh_token = field(&pair, "refresh_token");
+    assert!(refresh_token.len() >= 43, "at least 256 bits of randomness");
+
+    // The app sees the identity; extra claims work with route requirements.
+    let reply = get_with_token(&proxy.url("/staff/report"), access).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.upstream_header("x-auth-subject").as_deref(), Some("alice"));
+    assert_eq!(reply.upstream_header("x-auth-email").as_deref(), Some("a@example.com"));
+
+    // Other services verify with the published key.
+    let jwks = get(&proxy.url("/.tokengate/jwks.json"), &[]).await;
+    assert_eq!(jwks.status, 200);
+    let set: JwkSet = serde_json::from_str(&jwks.body).unwrap();
+    let jwk = set.find("session-key-1").expect("kid published");
+    let mut validation = Validation::new(jsonwebtoken::Algorithm::ES256);
+    validation.set_audience(&["app"]);
+    validation.set_issuer(&["https://tokengate.test"]);
+    let data = jsonwebtoken::decode::<Value>(access, &DecodingKey::from_jwk(jwk).unwrap(), &validation).unwrap();
+    for claim in ["sub", "sid", "jti", "iat", "exp", "iss", "aud", "role"] {
+        assert!(data.claims.get(claim).is_some(), "{claim} in {}", data.claims);
+    }
+    assert_eq!(data.header.kid.as_deref(), Some("session-key-1"));
+    assert_eq!(data.claims["sid"], pair["session_id"]);
+
+    // Refresh: a new pair, both halves different, the new access token works.
+    let reply = refresh(&proxy, refresh_token).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let next: Value = serde_json::from_str(&reply.body).unwrap();
+    assert_ne!(next["refresh_token"], pair["refresh_token"]);
+    assert_ne!(next["access_token"], pair["access_token"]);
+    assert_eq!(next["session_id"], pair["session_id"]);
+    assert_eq!(call(&proxy, field(&next, "access_token")).await, 200);
+
+    // Logout with the current access token: every token of the session is refused.
+    let reply = post(
+        &proxy.url("/.tokengate/logout"),
+        &[("authorization", &format!("Bearer {}", field(&next, "access_token")))],
+        "",
+    )
+    .await;
+    assert_eq!(reply.status, 204, "{}", reply.body);
+    assert_eq!(call(&proxy, field(&next, "access_token")).await, 401);
+    assert_eq!(call(&proxy, access).await, 401, "the older access token too");
+    assert_eq!(refresh(&proxy, field(&next, "refresh_token")).await.status, 401);
+
+    assert_eq!(metric(proxy.admin, "tokengate_sessions_opened_total").await, 1.0);
+    assert_eq!(
+        metric(proxy.admin, r#"tokengate_session_refreshes_total{result="rotated"}"#).await,
+        1.0
+    );
+    assert_eq!(
+        metric(proxy.admin, r#"tokengate_session_refreshes_total{result="invalid"}"#).await,
+        1.0
+    );
+    assert_eq!(
+        metric(proxy.admin, r#"tokengate_session_logouts_total{scope="session"}"#).await,
+        1.0
+    );
+}
+
+async fn an_expired_access_token_is_renewed_by_refresh(backend: Backend) {
+    let proxy = backend.start("  access_token_ttl: 1s\n").await;
+    let pair = open(&proxy, "bob", json!({})).await;
+    assert_eq!(pair["expires_in"], 1);
+    let access = field(&pair, "access_token");
+    assert_eq!(call(&proxy, access).await, 200);
+    let expired = wait_until(Duration::from_secs(4), || async { call(&proxy, access).await == 401 }).await;
+    assert!(expired.is_some(), "the access token expires");
+    let reply = get_with_token(&proxy.url("/x"), access).await;
+    assert!(reply.www_authenticate().contains("invalid_token"));
+
+    // JSON body works as well as a form.
+    let reply = post(
+        &proxy.url("/.tokengate/refresh"),
+        &[("content-type", "application/json")],
+        &json!({"grant_type": "refresh_token", "refresh_token": pair["refresh_token"]}).to_string(),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let next: Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(call(&proxy, field(&next, "access_token")).await, 200);
+}
+
+async fn reusing_a_spent_refresh_token_revokes_the_session(backend: Backend) {
+    let proxy = backend.start("").await;
+    let first = open(&proxy, "carol", json!({})).await;
+    let other = open(&proxy, "carol", json!({})).await;
+    let reply = refresh(&proxy, field(&first, "refresh_token")).await;
+    assert_eq!(reply.status, 200);
+    let legit: Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(call(&proxy, field(&legit, "access_token")).await, 200);
+
+    // The spent token again (an attacker's copy): 401 and the session ends,
+    // including the access token the legitimate refresh just issued.
+    let reply = refresh(&proxy, field(&first, "refresh_token")).await;
+    assert_eq!(reply.status, 401);
+    let body: Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(body["error"], "invalid_grant");
+    assert_eq!(call(&proxy, field(&legit, "access_token")).await, 401);
+    assert_eq!(call(&proxy, field(&first, "access_token")).await, 401);
+    assert_eq!(refresh(&proxy, field(&legit, "refresh_token")).await.status, 401);
+    // Another session of the same subject is untouched.
+    assert_eq!(call(&proxy, field(&other, "access_token")).await, 200);
+    assert_eq!(
+        metric(proxy.admin, r#"tokengate_session_refreshes_total{result="reused"}"#).await,
+        1.0
+    );
+}
+
+async fn twenty_concurrent_refreshes_with_one_token_yield_one_success(backend: Backend) {
+    let proxy = backend.start("").await;
+    let pair = open(&proxy, "dave", json!({})).await;
+    let token = field(&pair, "refresh_token").to_owned();
+    let url = proxy.url("/.tokengate/refresh");
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (url, token) = (url.clone(), token.clone());
+            tokio::spawn(async move {
+                post(
+                    &url,
+                    &[("content-type", "application/x-www-form-urlencoded")],
+                    &format!("grant_type=refresh_token&refresh_token={token}"),
+                )
+                .await
+                .status
+                .as_u16()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 19, "{statuses:?}");
+}
+
+async fn logout_and_logout_all(backend: Backend) {
+    let a = backend.start("").await;
+    // On redis a second sidecar shares the state: what one ends, both refuse.
+    let b = match &backend.redis {
+        Some(_) => Some(backend.start("").await),
+        None => None,
+    };
+    let other = b.as_ref().unwrap_or(&a);
+
+    let s1 = open(&a, "erin", json!({})).await;
+    let s2 = open(other, "erin", json!({})).await;
+    let s3 = open(&a, "erin", json!({})).await;
+    let frank = open(&a, "frank", json!({})).await;
+    for s in [&s1, &s2, &s3, &frank] {
+        assert_eq!(call(&a, field(s, "access_token")).await, 200);
+        assert_eq!(call(other, field(s, "access_token")).await, 200);
+    }
+
+    // Logout on A: refused on A at once, and on B within 2 s.
+    let reply = post(
+        &a.url("/.tokengate/logout"),
+        &[("authorization", &format!("Bearer {}", field(&s1, "access_token")))],
+        "",
+    )
+    .await;
+    assert_eq!(reply.status, 204);
+    assert_eq!(call(&a, field(&s1, "access_token")).await, 401);
+    let on_b = wait_until(Duration::from_secs(2), || async {
+        call(other, field(&s1, "access_token")).await == 401
+    })
+    .await;
+    assert!(on_b.is_some(), "the second sidecar refuses the logged-out session");
+    assert_eq!(refresh(other, field(&s1, "refresh_token")).await.status, 401);
+    assert_eq!(call(other, field(&s2, "access_token")).await, 200);
+
+    // Logout-all through B with s2's token: every session of erin, on both.
+    let reply = post(
+        &other.url("/.tokengate/logout-all"),
+        &[("authorization", &format!("Bearer {}", field(&s2, "access_token")))],
+        "",
+    )
+    .await;
+    assert_eq!(reply.status, 204);
+    for s in [&s2, &s3] {
+        assert_eq!(call(other, field(s, "access_token")).await, 401);
+        let on_a = wait_until(Duration::from_secs(2), || async {
+            call(&a, field(s, "access_token")).await == 401
+        })
+        .await;
+        assert!(on_a.is_some());
+        assert_eq!(refresh(&a, field(s, "refresh_token")).await.status, 401);
+    }
+    assert_eq!(
+        call(&a, field(&frank, "access_token")).await,
+        200,
+        "other subjects untouched"
+    );
+
+    // Logging in again right after logout-all works (same second included).
+    let again = open(&a, "erin", json!({})).await;
+    assert_eq!(call(&a, field(&again, "access_token")).await, 200);
+    assert_eq!(call(other, field(&again, "access_token")).await, 200);
+
+    // Logout with only the refresh token (the access token has expired).
+    let reply = post(
+        &a.url("/.tokengate/logout"),
+        &[("content-type", "application/x-www-form-urlencoded")],
+        &format!("refresh_token={}", field(&again, "refresh_token")),
+    )
+    .await;
+    assert_eq!(reply.status, 204);
+    assert_eq!(call(&a, field(&again, "access_token")).await, 401);
+
+    // A token from another issuer cannot end sessions; no token cannot either.
+    let foreign = sign(jsonwebtoken::Algorithm::HS256, &claims("frank"));
+    let reply = post(
+        &a.url("/.tokengate/logout-all"),
+        &[("authorization", &format!("Bearer {foreign}"))],
+        "",
+    )
+    .await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(post(&a.url("/.tokengate/logout-all"), &[], "").await.status, 401);
+    assert_eq!(
+        metric(a.admin, r#"tokengate_session_logouts_total{scope="session"}"#).await,
+        2.0
+    );
+}
+
+async fn the_session_cap_evicts_the_oldest(backend: Backend) {
+    let proxy = backend.start("  max_sessions_per_subject: 2\n").await;
+    let s1 = open(&proxy, "gina", json!({})).await;
+    let s2 = open(&proxy, "gina", json!({})).await;
+    let s3 = open(&proxy, "gina", json!({})).await;
+    assert_eq!(call(&proxy, field(&s1, "access_token")).await, 401, "oldest evicted");
+    assert_eq!(refresh(&proxy, field(&s1, "refresh_token")).await.status, 401);
+    for s in [&s2, &s3] {
+        assert_eq!(call(&proxy, field(s, "access_token")).await, 200);
+    }
+    let list = request("GET", &control_url(&proxy, "/sessions?sub=gina"), &[]).await;
+    let list: Value = serde_json::from_str(&list.body).unwrap();
+    let sids: Vec<&str> = list["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["sid"].as_str().unwrap())
+        .collect();
+    assert_eq!(sids, [field(&s2, "session_id"), field(&s3, "session_id")]);
+    assert_eq!(metric(proxy.admin, "tokengate_sessions_evicted_total").await, 1.0);
+}
+
+async fn the_control_api_lists_and_revokes_sessions(backend: Backend) {
+    let proxy = backend.start("").await;
+    let s1 = open(&proxy, "hank@example.com", json!({})).await;
+    let s2 = open(&proxy, "hank@example.com", json!({})).await;
+    let reply = refresh(&proxy, field(&s2, "refresh_token")).await;
+    let s2 = serde_json::from_str::<Value>(&reply.body).unwrap();
+
+    let reply = request("GET", &control_url(&proxy, "/sessions?sub=hank%40example.com"), &[]).await;
+    assert_eq!(reply.status, 200);
+    let list: Value = serde_json::from_str(&reply.body).unwrap();
+    let sessions = list["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 2);
+    let now = now();
+    for s in sessions {
+        assert!((now - 5..=now).contains(&s["created"].as_i64().unwrap()), "{s}");
+        assert!(s["last_refreshed"].as_i64().unwrap() >= s["created"].as_i64().unwrap());
+        assert!(s["expires"].as_i64().unwrap() > now + 13 * 24 * 3600, "14d default");
+    }
+
+    // Revoke one by id.
+    let url = control_url(&proxy, &format!("/sessions/{}", field(&s1, "session_id")));
+    assert_eq!(request("DELETE", &url, &[]).await.status, 204);
+    assert_eq!(request("DELETE", &url, &[]).await.status, 404, "already gone");
+    assert_eq!(call(&proxy, field(&s1, "access_token")).await, 401);
+    assert_eq!(call(&proxy, field(&s2, "access_token")).await, 200);
+
+    // Revoke all of the subject.
+    let reply = request("DELETE", &control_url(&proxy, "/sessions?sub=hank%40example.com"), &[]).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(serde_json::from_str::<Value>(&reply.body).unwrap()["revoked"], 1);
+    assert_eq!(call(&proxy, field(&s2, "access_token")).await, 401);
+    let reply = request("GET", &control_url(&proxy, "/sessions?sub=hank%40example.com"), &[]).await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&reply.body).unwrap()["sessions"],
+        json!([])
+    );
+}
+
+async fn bad_requests_get_clear_errors(backend: Backend) {
+    let proxy = backend.start("").await;
+    let control = control_url(&proxy, "/sessions");
+    let json_ct = [("content-type", "application/json")];
+    for (body, expect) in [
+        (json!({"sub": "x", "claims": {"sub": "root"}}).to_string(), 400),
+        (json!({"sub": "x", "claims": {"exp": 1}}).to_string(), 400),
+        (json!({"sub": ""}).to_string(), 400),
+        (json!({"sub": "a\u{0}b"}).to_string(), 400),
+        (json!({"sub": "x".repeat(300)}).to_string(), 400),
+        (
+            json!({"sub": "x", "claims": {"big": "y".repeat(5000)}}).to_string(),
+            400,
+        ),
+        (json!({"sub": "x", "surprise": 1}).to_string(), 400),
+        ("not json".to_owned(), 400),
+    ] {
+        let reply = post(&control, &json_ct, &body).await;
+        assert_eq!(reply.status, expect, "{body}: {}", reply.body);
+        let v: Value = serde_json::from_str(&reply.body).unwrap();
+        assert_eq!(v["error"], "invalid_request");
+    }
+    let refresh_url = proxy.url("/.tokengate/refresh");
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    for (body, status, error) in [
+        ("", 400, "invalid_request"),
+        ("grant_type=password&refresh_token=x", 400, "unsupported_grant_type"),
+        ("refresh_token=a&refresh_token=b", 400, "invalid_request"),
+        ("refresh_token=garbage", 401, "invalid_grant"),
+        // Well-formed but unknown, and well-formed but past its stated expiry.
+        (
+            "refresh_token=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA.99999999999",
+            401,
+            "invalid_grant",
+        ),
+        (
+            "refresh_token=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA.1000",
+            401,
+            "invalid_grant",
+        ),
+    ] {
+        let reply = post(&refresh_url, &form, body).await;
+        assert_eq!(reply.status, status, "{body}: {}", reply.body);
+        assert_eq!(serde_json::from_str::<Value>(&reply.body).unwrap()["error"], error);
+    }
+    let big = format!("refresh_token={}", "a".repeat(9000));
+    assert_eq!(post(&refresh_url, &form, &big).await.status, 413);
+    assert_eq!(get(&refresh_url, &[]).await.status, 405);
+    assert_eq!(get(&proxy.url("/.tokengate/nothing"), &[]).await.status, 404);
+    // A path that only starts like the prefix is an ordinary route.
+    assert_eq!(get(&proxy.url("/.tokengatex"), &[]).await.status, 401);
+    // Path tricks reach the same endpoint, never the app.
+    assert_eq!(get(&proxy.url("/x/../.tokengate/jwks.json"), &[]).await.status, 200);
+    assert_eq!(
+        metric(proxy.admin, r#"tokengate_session_refreshes_total{result="expired"}"#).await,
+        1.0
+    );
+    assert_eq!(
+        metric(proxy.admin, r#"tokengate_session_refreshes_total{result="invalid"}"#).await,
+        2.0
+    );
+}
+
+/// This machine's first non-loopback IPv4 address, if it has one.
+fn non_loopback_ip() -> Option<std::net::IpAddr> {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    // No packet is sent: connect only picks the route's source address.
+    s.connect("192.0.2.255:9")
+        .or_else(|_| s.connect("10.255.255.255:9"))
+        .ok()?;
+    let ip = s.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+#[tokio::test]
+async fn the_control_listener_bound_wider_needs_the_shared_secret() {
+    let dir = temp_dir("control-secret");
+    std::fs::write(dir.join("control.secret"), CONTROL_SECRET).unwrap();
+    let backend = Backend::memory();
+    let yaml = backend.config("").replace(
+        r#"control: { listen: "127.0.0.1:0" }"#,
+        &format!(
+            r#"control: {{ listen: "0.0.0.0:0", secret_file: "{}" }}"#,
+            dir.join("control.secret").display()
+        ),
+    );
+    let proxy = TestProxy::start_with(&yaml, start_echo().await).await;
+    let port = proxy.control.unwrap().port();
+    let Some(ip) = non_loopback_ip() else {
+        panic!("this test needs a non-loopback IPv4 address to call from; none found");
+    };
+    let url = format!("http://{}/sessions", SocketAddr::new(ip, port));
+    let body = json!({"sub": "ivan"}).to_string();
+    let ct = ("content-type", "application/json");
+    let reply = post(&url, &[ct], &body).await;
+    assert_eq!(reply.status, 401, "non-loopback caller without the secret");
+    assert_eq!(
+        serde_json::from_str::<Value>(&reply.body).unwrap()["error"],
+        "invalid_client"
+    );
+    let wrong = post(&url, &[ct, ("authorization", "Bearer control-secret-XXXXXXXXX")], &body).await;
+    assert_eq!(wrong.status, 401, "wrong secret");
+    let bearer = format!("Bearer {CONTROL_SECRET}");
+    let ok = post(&url, &[ct, ("authorization", &bearer)], &body).await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    // With a secret configured, loopback callers present it too.
+    let local = format!("http://127.0.0.1:{port}/sessions");
+    assert_eq!(post(&local, &[ct], &body).await.status, 401);
+
+    // Bound wider without a secret is a configuration error, not a silent exposure.
+    let open_wide = backend.config("").replace(
+        r#"control: { listen: "127.0.0.1:0" }"#,
+        r#"control: { listen: "0.0.0.0:9999" }"#,
+    );
+    let err = match tokengate::Config::from_yaml_str(
+        &open_wide.replace("{upstream}", "127.0.0.1:1"),
+        tokengate::config::FileBase::Dir(&fixtures()),
+        "wide",
+    ) {
+        Ok(_) => panic!("a wide control listener without a secret must be refused"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("sessions.control.listen") && err.contains("shared secret"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn without_a_secret_only_loopback_peers_are_served() {
+    // Validation refuses a wide bind without a secret, so hand the service a
+    // socket bound wide (as a socket-activation manager could) to check that
+    // the peer check itself holds.
+    let Some(ip) = non_loopback_ip() else {
+        panic!("this test needs a non-loopback IPv4 address to call from; none found");
+    };
+    let upstream = start_echo().await;
+    let config = load(&Backend::memory().config(""), upstream);
+    let listeners = tokengate::Listeners {
+        proxy: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        admin: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        control: Some(tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap()),
+    };
+    let port = listeners.control.as_ref().unwrap().local_addr().unwrap().port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(tokengate::run(config, listeners, async {
+        let _ = stopped.await;
+    }));
+    let body = json!({"sub": "judy"}).to_string();
+    let ct = ("content-type", "application/json");
+    let remote = post(&format!("http://{}/sessions", SocketAddr::new(ip, port)), &[ct], &body).await;
+    assert_eq!(remote.status, 403, "{}", remote.body);
+    assert_eq!(
+        serde_json::from_str::<Value>(&remote.body).unwrap()["error"],
+        "access_denied"
+    );
+    let local = post(&format!("http://127.0.0.1:{port}/sessions"), &[ct], &body).await;
+    assert_eq!(local.status, 200, "{}", local.body);
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_redis_outage_answers_503_and_recovers() {
+    let backend = Backend::redis();
+    let proxy = backend.start("").await;
+    let pair = open(&proxy, "kim", json!({})).await;
+    let redis = backend.redis.as_ref().unwrap();
+    redis.pause();
+    // Let the cached connection's command time out once the server is stopped.
+    let reply = refresh(&proxy, field(&pair, "refresh_token")).await;
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    assert_eq!(reply.headers["retry-after"], "1");
+    redis.resume();
+    let ok = wait_until(Duration::from_secs(5), || async {
+        refresh(&proxy, field(&pair, "refresh_token")).await.status == 200
+    })
+    .await;
+    assert!(
+        ok.is_some(),
+        "the refresh that failed changed nothing; it succeeds once redis is back"
+    );
+    assert!(
+        metric(
+            proxy.admin,
+            r#"tokengate_session_refreshes_total{result="unavailable"}"#
+        )
+        .await
+            >= 1.0
+    );
+}
+
+#[tokio::test]
+async fn the_readme_python_client_walks_the_whole_flow() {
+    let proxy = Backend::memory().start("  access_token_ttl: 1s\n").await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/session_client.py");
+    let out = tokio::process::Command::new("python3")
+        .arg(script)
+        .args([
+            "--proxy",
+            &proxy.url(""),
+            "--control",
+            &control_url(&proxy, ""),
+            "--path",
+            "/x",
+        ])
+        .output()
+        .await
+        .expect("python3 is installed (scripts/test.sh installs it)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("all steps as expected"), "{stdout}");
+}
+
+#[test]
+fn session_config_problems_name_their_field() {
+    let base = Backend::memory().config("");
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "signing_key: { private_key_file: keys/ec256.key.pem, kid: session-key-1 }",
+            "signing_key: { algorithm: HS256 }",
+            "sessions.signing_key",
+        ),
+        (
+            "signing_key: { private_key_file: keys/ec256.key.pem, kid: session-key-1 }",
+            "signing_key: { algorithm: EdDSA, private_key_file: keys/ec256.key.pem }",
+            "sessions.signing_key.private_key_file",
+        ),
+        (
+            "signing_key: { private_key_file: keys/ec256.key.pem, kid: session-key-1 }",
+            "signing_key: { algorithm: ES384, private_key_file: keys/ec256.key.pem }",
+            "sessions.signing_key.private_key_file",
+        ),
+        (
+            "signing_key: { private_key_file: keys/ec256.key.pem, kid: session-key-1 }",
+            "signing_key: { algorithm: none }",
+            "sessions.signing_key.algorithm",
+        ),
+        (
+            "signing_key: { private_key_file: keys/ec256.key.pem, kid: session-key-1 }",
+            "signing_key: { algorithm: HS256, secret_file: keys/hs32.secret, private_key_file: keys/ec256.key.pem }",
+            "sessions.signing_key.private_key_file",
+        ),
+        (
+            "audience: app",
+            "audience: app\n  access_token_ttl: 2d",
+            "sessions.access_token_ttl",
+        ),
+        (
+            "audience: app",
+            "audience: app\n  reuse_grace: 5m",
+            "sessions.reuse_grace",
+        ),
+        (
+            "audience: app",
+            "audience: app\n  max_sessions_per_subject: 0",
+            "sessions.max_sessions_per_subject",
+        ),
+        (
+            "audience: app",
+            "audience: app\n  path_prefix: /a/../b",
+            "sessions.path_prefix",
+        ),
+        (
+            "audience: app",
+            "audience: app\n  path_prefix: /tg/",
+            "sessions.path_prefix",
+        ),
+        (
+            r#"issuer: "https://tokengate.test""#,
+            r#"issuer: "other-issuer""#,
+            "sessions.issuer",
+        ),
+    ];
+    for (from, to, field) in cases {
+        assert!(base.contains(from), "{from}");
+        let yaml = base.replace(from, to).replace("{upstream}", "127.0.0.1:1");
+        let err = match tokengate::Config::from_yaml_str(&yaml, tokengate::config::FileBase::Dir(&fixtures()), "t") {
+            Ok(_) => panic!("{to}: must be refused"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.contains(&format!("{field} ")) || err.contains(&format!("{field}:")),
+            "{to}: {err}"
+        );
+    }
+    // The valid base loads, and its issuer is accepted without an issuers entry.
+    let ok = tokengate::Config::from_yaml_str(
+        &base.replace("{upstream}", "127.0.0.1:1"),
+        tokengate::config::FileBase::Dir(&fixtures()),
+        "t",
+    )
+    .map_err(|e| e.to_string())
+    .unwrap();
+    assert!(ok.auth.issuers.iter().any(|i| i.issuer == "https://tokengate.test"));
+}
