@@ -102,6 +102,10 @@ both_backends!(
     the_session_cap_evicts_the_oldest,
     the_control_api_lists_and_revokes_sessions,
     bad_requests_get_clear_errors,
+    the_control_listener_bound_wider_needs_the_shared_secret,
+    without_a_secret_only_loopback_peers_are_served,
+    the_readme_python_client_walks_the_whole_flow,
+    every_signing_algorithm_issues_tokens_the_proxy_accepts,
 );
 
 async fn wait_until<F, Fut>(limit: Duration, mut f: F) -> Option<Duration>
@@ -536,11 +540,9 @@ fn non_loopback_ip() -> Option<std::net::IpAddr> {
     (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
 }
 
-#[tokio::test]
-async fn the_control_listener_bound_wider_needs_the_shared_secret() {
+async fn the_control_listener_bound_wider_needs_the_shared_secret(backend: Backend) {
     let dir = temp_dir("control-secret");
     std::fs::write(dir.join("control.secret"), CONTROL_SECRET).unwrap();
-    let backend = Backend::memory();
     let yaml = backend.config("").replace(
         r#"control: { listen: "127.0.0.1:0" }"#,
         &format!(
@@ -590,8 +592,7 @@ async fn the_control_listener_bound_wider_needs_the_shared_secret() {
     );
 }
 
-#[tokio::test]
-async fn without_a_secret_only_loopback_peers_are_served() {
+async fn without_a_secret_only_loopback_peers_are_served(backend: Backend) {
     // Validation refuses a wide bind without a secret, so hand the service a
     // socket bound wide (as a socket-activation manager could) to check that
     // the peer check itself holds.
@@ -599,7 +600,7 @@ async fn without_a_secret_only_loopback_peers_are_served() {
         panic!("this test needs a non-loopback IPv4 address to call from; none found");
     };
     let upstream = start_echo().await;
-    let config = load(&Backend::memory().config(""), upstream);
+    let config = load(&backend.config(""), upstream);
     let listeners = tokengate::Listeners {
         proxy: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
         admin: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
@@ -654,9 +655,8 @@ async fn a_redis_outage_answers_503_and_recovers() {
     );
 }
 
-#[tokio::test]
-async fn the_readme_python_client_walks_the_whole_flow() {
-    let proxy = Backend::memory().start("  access_token_ttl: 1s\n").await;
+async fn the_readme_python_client_walks_the_whole_flow(backend: Backend) {
+    let proxy = backend.start("  access_token_ttl: 1s\n").await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/session_client.py");
     let out = tokio::process::Command::new("python3")
         .arg(script)
@@ -757,4 +757,86 @@ fn session_config_problems_name_their_field() {
     .map_err(|e| e.to_string())
     .unwrap();
     assert!(ok.auth.issuers.iter().any(|i| i.issuer == "https://tokengate.test"));
+}
+
+async fn every_signing_algorithm_issues_tokens_the_proxy_accepts(backend: Backend) {
+    let default_key = "signing_key: { private_key_file: keys/ec256.key.pem, kid: session-key-1 }";
+    for (key, published) in [
+        (
+            "signing_key: { algorithm: EdDSA, private_key_file: keys/ed25519.key.pem }",
+            true,
+        ),
+        (
+            "signing_key: { algorithm: RS256, private_key_file: keys/rsa.key.pem }",
+            true,
+        ),
+        (
+            "signing_key: { algorithm: ES384, private_key_file: keys/ec384.key.pem }",
+            true,
+        ),
+        (
+            "signing_key: { algorithm: HS256, secret_file: keys/hs32.secret }",
+            false,
+        ),
+    ] {
+        let yaml = backend.config("").replace(default_key, key);
+        let proxy = TestProxy::start_with(&yaml, start_echo().await).await;
+        let pair = open(&proxy, "lee", json!({})).await;
+        assert_eq!(call(&proxy, field(&pair, "access_token")).await, 200, "{key}");
+        let reply = refresh(&proxy, field(&pair, "refresh_token")).await;
+        assert_eq!(reply.status, 200, "{key}");
+        let next: Value = serde_json::from_str(&reply.body).unwrap();
+        assert_eq!(call(&proxy, field(&next, "access_token")).await, 200, "{key}");
+        let set: JwkSet = serde_json::from_str(&get(&proxy.url("/.tokengate/jwks.json"), &[]).await.body).unwrap();
+        // A kid by default: the key's thumbprint, matching the token header.
+        let kid = jsonwebtoken::decode_header(field(&pair, "access_token"))
+            .unwrap()
+            .kid
+            .unwrap();
+        assert_eq!(
+            set.find(&kid).is_some(),
+            published,
+            "{key}: an HMAC secret is never published"
+        );
+        if published {
+            let jwk = set.find(&kid).unwrap();
+            assert!(
+                DecodingKey::from_jwk(jwk).is_ok(),
+                "{key}: the published JWK is a usable public key"
+            );
+        }
+        proxy.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn redis_session_keys_expire_with_their_refresh_token() {
+    let backend = Backend::redis();
+    let proxy = backend.start("  refresh_token_ttl: 1h\n").await;
+    let pair = open(&proxy, "mia", json!({"role": "staff"})).await;
+    let redis = backend.redis.as_ref().unwrap();
+    let keys = redis.cli(&["--scan", "--pattern", "{tokengate}:*"]);
+    let mut session_keys = 0;
+    for key in keys.lines().filter(|k| !k.is_empty()) {
+        let is_revocation_state = key == "{tokengate}:seq" || key.starts_with("{tokengate}:revoked:");
+        if is_revocation_state {
+            continue;
+        }
+        session_keys += 1;
+        let ttl: i64 = redis.cli(&["TTL", key]).trim().parse().unwrap();
+        assert!(
+            (3590..=3600).contains(&ttl),
+            "{key} expires with its refresh token, TTL {ttl}"
+        );
+    }
+    assert_eq!(session_keys, 3, "session hash, refresh token, subject index: {keys}");
+    // Only a hash of the refresh token is stored, never the token.
+    let refresh_token = field(&pair, "refresh_token");
+    let dump = redis.cli(&["--scan"]);
+    assert!(!dump.contains(refresh_token));
+    let session = redis.cli(&[
+        "HGETALL",
+        &format!("{{tokengate}}:session:{}", field(&pair, "session_id")),
+    ]);
+    assert!(!session.contains(refresh_token) && session.contains("mia"), "{session}");
 }
