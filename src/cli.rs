@@ -108,6 +108,10 @@ enum TokenCommand {
         /// Sign with this key id.
         #[arg(long)]
         kid: Option<String>,
+        /// Print this many tokens, one per line, each with its own jti
+        /// (load tests that must defeat the verified-token cache).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        count: u32,
     },
 }
 
@@ -147,6 +151,7 @@ pub fn main() -> ExitCode {
                         scope,
                         claims,
                         kid,
+                        count,
                     },
             } => token_mint(
                 config_path.as_deref(),
@@ -158,6 +163,7 @@ pub fn main() -> ExitCode {
                     claims: claims.into_iter().map(|(k, v)| (k, v.into())).collect(),
                     kid,
                 },
+                count,
             ),
             Command::Demo { listen, admin_listen } => demo(listen, admin_listen).await,
             Command::Revoke {
@@ -298,22 +304,32 @@ fn check_config(path: Option<&Path>) -> ExitCode {
     }
 }
 
-fn token_mint(path: Option<&Path>, options: MintOptions) -> ExitCode {
+fn token_mint(path: Option<&Path>, options: MintOptions, count: u32) -> ExitCode {
+    use std::io::Write;
     crate::install_crypto_providers();
     let config = match load(path) {
         Ok(c) => c,
         Err(e) => return config_failure(&e),
     };
-    match mint(&config.auth, &options, unix_now()) {
-        Ok(token) => {
-            println!("{token}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("tokengate token mint: {e}");
-            ExitCode::FAILURE
+    let now = unix_now();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for _ in 0..count {
+        match mint(&config.auth, &options, now) {
+            Ok(token) => {
+                if writeln!(out, "{token}").is_err() {
+                    return ExitCode::FAILURE;
+                }
+            }
+            Err(e) => {
+                eprintln!("tokengate token mint: {e}");
+                return ExitCode::FAILURE;
+            }
         }
     }
+    if out.flush().is_err() {
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
 }
 
 async fn revoke(path: Option<&Path>, revocation: Revocation) -> ExitCode {

@@ -183,6 +183,29 @@ fn token_mint_signs_with_the_embedded_dev_key() {
     assert!((claims.exp - now() - 600).abs() <= 2);
 }
 
+#[test]
+fn token_mint_count_prints_distinct_valid_tokens() {
+    let out = Command::new(BIN)
+        .args(["token", "mint", "--sub", "bench", "--count", "50"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let config = tokengate::Config::embedded_dev().unwrap();
+    let verifier = tokengate::auth::Verifier::new(&config.auth.issuers, 0);
+    let mut jtis = std::collections::HashSet::new();
+    for token in text.lines() {
+        let claims = verifier.verify(token, now()).unwrap();
+        jtis.insert(claims.jti().unwrap().to_owned());
+    }
+    assert_eq!(jtis.len(), 50, "50 tokens, each with its own jti");
+    let zero = Command::new(BIN)
+        .args(["token", "mint", "--sub", "x", "--count", "0"])
+        .output()
+        .unwrap();
+    assert!(!zero.status.success());
+}
+
 #[tokio::test]
 async fn sigterm_drains_in_flight_requests_and_exits_zero() {
     let upstream = start_echo().await;
