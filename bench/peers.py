@@ -9,7 +9,11 @@ and the median round is reported. Proxy CPU time per request comes from
 installs the tools and builds the binary.
 
 Environment: ROUNDS (3), DURATION seconds per run (5), CONNECTIONS (50),
-TOKENS rotating tokens (1000), ONLY (comma-separated name filter).
+TOKENS rotating tokens (1000), ONLY (a regex: the cases whose name it
+matches, e.g. 'public|ES256 x1$'; nginx plain always runs), TOKENGATE_BIN
+(default target/release/tokengate),
+BASELINE (another tokengate binary, e.g. the previous commit's: its public
+route and HS256/ES256 cases run interleaved with the others, for before/after).
 """
 
 import os
@@ -25,12 +29,13 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "tokengate")
+BIN = os.environ.get("TOKENGATE_BIN") or os.path.join(ROOT, "target", "release", "tokengate")
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 DURATION = int(os.environ.get("DURATION", "5"))
 CONNECTIONS = int(os.environ.get("CONNECTIONS", "50"))
 N_TOKENS = int(os.environ.get("TOKENS", "1000"))
-ONLY = [s for s in os.environ.get("ONLY", "").split(",") if s]
+ONLY = os.environ.get("ONLY")
+BASELINE = os.environ.get("BASELINE")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PROXY_CORE, LOAD_CORE = "0", "1"
 ISSUER, AUDIENCE = "https://issuer.bench", "bench-app"
@@ -111,12 +116,13 @@ def to_ms(v, unit):
     return float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def run_wrk(url, tokens_file, script):
-    env = dict(os.environ, TOKENS_FILE=tokens_file)
+def run_wrk(url, tokens_file, script, seconds=DURATION):
+    path = "/" + url.split("/", 3)[3]
+    env = dict(os.environ, TOKENS_FILE=tokens_file, REQ_PATH=path)
     out = subprocess.run(
-        ["taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{DURATION}s",
+        ["taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s",
          "--latency", "-s", script, url],
-        capture_output=True, text=True, env=env, timeout=DURATION + 30,
+        capture_output=True, text=True, env=env, timeout=seconds + 30,
     ).stdout
     m = re.search(r"(\d+) requests in", out)
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
@@ -135,6 +141,9 @@ def run_wrk(url, tokens_file, script):
 
 
 def measure(name, url, pids, tokens_file, script):
+    # One second of the same load first: connection pools, caches and CPU
+    # frequency settle, so every case starts warm whatever ran before it.
+    run_wrk(url, tokens_file, script, seconds=1)
     before = cpu_ticks(pids)
     r = run_wrk(url, tokens_file, script)
     after = cpu_ticks(pids)
@@ -170,6 +179,7 @@ def bench(tmp):
         sh("openssl", "pkey", "-in", j(f"{k}.key"), "-pubout", "-out", j(f"{k}.pub"))
 
     upstream_port, nginx_port, haproxy_port, tg_port, tg_admin = (free_port() for _ in range(5))
+    nc_port, nc_admin = free_port(), free_port()
     tg_config = j("tokengate.yaml")
     with open(tg_config, "w") as f:
         f.write(f"""listen: "127.0.0.1:{tg_port}"
@@ -186,9 +196,19 @@ auth:
         - {{ kid: ES256, algorithm: ES256, public_key_file: ec.pub, private_key_file: ec.key }}
         - {{ kid: EdDSA, algorithm: EdDSA, public_key_file: ed.pub, private_key_file: ed.key }}
 routes:
+  - prefix: /public/
+    public: true
   - prefix: /
 revocation: {{ backend: memory }}
 """)
+    # The same with the verified-token cache off: every request verifies a
+    # signature, whatever the token mix (1,000 rotating tokens fit in the cache).
+    nc_config = j("tokengate-nocache.yaml")
+    with open(nc_config, "w") as f:
+        f.write(open(tg_config).read()
+                .replace(f"127.0.0.1:{tg_port}", f"127.0.0.1:{nc_port}")
+                .replace(f"127.0.0.1:{tg_admin}", f"127.0.0.1:{nc_admin}")
+                .replace("auth:\n", "auth:\n  verify_cache: { enabled: false }\n"))
     algs = ["HS256", "RS256", "ES256", "EdDSA"]
     tokens = {}
     for alg in algs:
@@ -204,10 +224,11 @@ revocation: {{ backend: memory }}
     with open(script, "w") as f:
         f.write("""local tokens = {}
 for line in io.lines(os.getenv("TOKENS_FILE")) do tokens[#tokens + 1] = "Bearer " .. line end
+local path = os.getenv("REQ_PATH") or "/"
 local i = 0
 request = function()
   i = i % #tokens + 1
-  return wrk.format("GET", "/", {["Authorization"] = tokens[i]})
+  return wrk.format("GET", path, {["Authorization"] = tokens[i]})
 end
 """)
 
@@ -278,6 +299,20 @@ backend app
     ready_ms = (time.monotonic() - started) * 1000
     time.sleep(0.5)
     idle_rss = status_kb(tg.pid, "VmRSS")
+    nc = spawn([BIN, "--threads", "1", "--config", nc_config], PROXY_CORE,
+               env=dict(os.environ, TOKENGATE_LOG="warn"))
+    wait_http(f"http://127.0.0.1:{nc_admin}/readyz")
+
+    if BASELINE:
+        bl_port, bl_admin = free_port(), free_port()
+        bl_config = j("tokengate-baseline.yaml")
+        with open(bl_config, "w") as f:
+            f.write(open(tg_config).read()
+                    .replace(f"127.0.0.1:{tg_port}", f"127.0.0.1:{bl_port}")
+                    .replace(f"127.0.0.1:{tg_admin}", f"127.0.0.1:{bl_admin}"))
+        bl = spawn([BASELINE, "--threads", "1", "--config", bl_config], PROXY_CORE,
+                   env=dict(os.environ, TOKENGATE_LOG="warn"))
+        wait_http(f"http://127.0.0.1:{bl_admin}/readyz")
 
     nginx_pids = children(nginx.pid) or [nginx.pid]
     # Sanity: every proxy accepts a valid token and refuses a tampered one.
@@ -296,14 +331,21 @@ backend app
 
     cases = [("direct", f"http://127.0.0.1:{upstream_port}/", [], "HS256", "1"),
              ("nginx plain", f"http://127.0.0.1:{nginx_port}/", nginx_pids, "HS256", "1"),
-             ("haproxy plain", f"http://127.0.0.1:{haproxy_port}/", [haproxy.pid], "HS256", "1")]
+             ("haproxy plain", f"http://127.0.0.1:{haproxy_port}/", [haproxy.pid], "HS256", "1"),
+             ("tokengate public route", f"http://127.0.0.1:{tg_port}/public/", [tg.pid], "HS256", "1")]
     for n in ("1", str(N_TOKENS)):
         for alg in ("HS256", "RS256", "ES256"):
             cases.append((f"haproxy jwt {alg} x{n}", f"http://127.0.0.1:{haproxy_jwt_port}/", [haproxy.pid], alg, n))
         for alg in algs:
             cases.append((f"tokengate {alg} x{n}", f"http://127.0.0.1:{tg_port}/", [tg.pid], alg, n))
+    if BASELINE:
+        cases.append(("baseline public route", f"http://127.0.0.1:{bl_port}/public/", [bl.pid], "HS256", "1"))
+        for alg in ("HS256", "ES256"):
+            cases.append((f"baseline {alg} x1", f"http://127.0.0.1:{bl_port}/", [bl.pid], alg, "1"))
+    for alg in algs:
+        cases.append((f"tokengate no-cache {alg} x{N_TOKENS}", f"http://127.0.0.1:{nc_port}/", [nc.pid], alg, str(N_TOKENS)))
     if ONLY:
-        cases = [c for c in cases if any(o in c[0] for o in ONLY) or c[0] in ("nginx plain",)]
+        cases = [c for c in cases if re.search(ONLY, c[0]) or c[0] == "nginx plain"]
 
     results = {c[0]: [] for c in cases}
     for rnd in range(ROUNDS):
@@ -327,7 +369,7 @@ backend app
         rps, cpu = med(name, "rps"), med(name, "cpu_us")
         vs_nginx = f"{cpu / base_cpu:.2f}×" if name != "direct" else "—"
         peer = None
-        m = re.match(r"tokengate (\w+) x(\d+)", name)
+        m = re.match(r"tokengate (?:no-cache )?(\w+) x(\d+)", name)
         if m and f"haproxy jwt {m.group(1)} x{m.group(2)}" in results:
             peer = med(f"haproxy jwt {m.group(1)} x{m.group(2)}", "rps")
         vs_peer = f"{rps / peer:.2f}×" if peer else "—"

@@ -2,9 +2,10 @@
 # tokengate vs nginx (plain) vs HAProxy 2.6 (plain and jwt_verify), one run on
 # this machine. Installs nginx, haproxy and wrk from Debian if missing, builds
 # the release binary, then runs bench/peers.py (which starts, pins and stops
-# every process). Takes ~ROUNDS x 17 x (DURATION + 1) s: 5 min by default.
+# every process). Takes ~ROUNDS x 22 x (DURATION + 2) s: 8 min by default.
 #   bash bench/peers.sh                      # ROUNDS=3 DURATION=5 TOKENS=1000
-#   ROUNDS=1 DURATION=3 ONLY=RS256 bash bench/peers.sh
+#   ROUNDS=1 DURATION=3 ONLY="RS256" bash bench/peers.sh
+#   BASELINE=/tmp/tokengate-old ONLY="public|(HS256|ES256) x1$" bash bench/peers.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()

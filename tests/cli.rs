@@ -230,7 +230,7 @@ routes:
         ),
     )
     .unwrap();
-    let (mut child, proxy, admin) = spawn_binary(&file).await;
+    let (mut child, proxy, admin) = spawn_binary(&file, 1).await;
     assert_eq!(get(&format!("http://{admin}/readyz"), &[]).await.status, 200);
 
     let url = format!("http://{proxy}/public/slow");

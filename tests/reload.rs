@@ -127,7 +127,7 @@ async fn sighup_reloads_the_binary_and_a_broken_file_keeps_the_old_config() {
     let file = dir.join("tokengate.yaml");
     std::fs::write(dir.join("hs.secret"), SECRET_A).unwrap();
     write_config(&file, upstream, false, false);
-    let (mut child, proxy, admin) = spawn_binary(&file).await;
+    let (mut child, proxy, admin) = spawn_binary(&file, 2).await;
     let admin: std::net::SocketAddr = admin.parse().unwrap();
     assert!(
         eventually(Duration::from_secs(5), async || get(

@@ -11,16 +11,18 @@ use crate::auth::Claims;
 use crate::config::IdentityHeaders;
 
 /// Hop-by-hop headers of RFC 9110 §7.6.1 plus the legacy ones proxies still see.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+// Names, not strings: removing by `&str` parses and validates the name on
+// every request (it showed in the profile).
+const HOP_BY_HOP: [HeaderName; 9] = [
+    CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    http::header::PROXY_AUTHENTICATE,
+    http::header::PROXY_AUTHORIZATION,
+    http::header::TE,
+    http::header::TRAILER,
+    http::header::TRANSFER_ENCODING,
+    UPGRADE,
 ];
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -58,8 +60,8 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
         }
     }
     let upgrade = if keep_upgrade { headers.remove(UPGRADE) } else { None };
-    for name in HOP_BY_HOP {
-        headers.remove(*name);
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
     }
     if let Some(protocol) = upgrade {
         headers.insert(UPGRADE, protocol);
@@ -77,13 +79,15 @@ pub fn strip_identity(headers: &mut HeaderMap, identity: &IdentityHeaders) {
 
 /// Sets `X-Forwarded-For` (appending the peer), `-Proto` and `-Host`.
 pub fn set_forwarded(headers: &mut HeaderMap, peer: IpAddr, proto: &'static str, host: Option<HeaderValue>) {
-    let mut chain = String::new();
+    use std::io::Write;
+    // One buffer, handed to the header without a copy.
+    let mut chain = Vec::with_capacity(48);
     for v in headers.get_all(&X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()) {
-        chain.push_str(v.trim());
-        chain.push_str(", ");
+        chain.extend_from_slice(v.trim().as_bytes());
+        chain.extend_from_slice(b", ");
     }
-    chain.push_str(&peer.to_string());
-    if let Ok(v) = HeaderValue::from_str(&chain) {
+    let _ = write!(chain, "{peer}");
+    if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(chain)) {
         headers.insert(X_FORWARDED_FOR, v);
     }
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));

@@ -182,19 +182,9 @@ impl Proxy {
             let response = session::http::serve(sessions, endpoint, req, caller).await;
             return Ok((Reason::SessionEndpoint, response.map(Either::Right)));
         }
-        let access = snapshot.policy.access(req.method(), path);
-        let claims: Option<Arc<Claims>> = match access {
-            Access::Public => None,
-            Access::Token(requirements) => {
-                let claims = snapshot
-                    .auth
-                    .authenticate(req.headers(), req.uri().query(), &self.metrics)
-                    .await?;
-                self.revocations.check(&claims, unix_ms())?;
-                authorize(requirements, &claims)?;
-                Some(claims)
-            }
-        };
+        let claims = self
+            .admit(snapshot, req.method(), path, req.headers(), req.uri().query())
+            .await?;
         let reason = if claims.is_some() {
             Reason::Authorized
         } else {
@@ -236,6 +226,30 @@ impl Proxy {
         }
         headers::strip_hop_by_hop(response.headers_mut(), switching && upgrade);
         Ok((reason, response.map(Either::Left)))
+    }
+
+    /// The decision for a request whose path is already normalised: which
+    /// route rule applies, then (unless public) extract and verify the token,
+    /// check the revocation mirror and the route's requirements. Returns the
+    /// claims, or `None` on a public route. No I/O except a JWKS refetch for
+    /// an unknown kid; `benches/decision.rs` measures it alone.
+    pub async fn admit(
+        &self,
+        snapshot: &Snapshot,
+        method: &http::Method,
+        path: &str,
+        headers: &http::HeaderMap,
+        query: Option<&str>,
+    ) -> Result<Option<Arc<Claims>>, Rejection> {
+        match snapshot.policy.access(method, path) {
+            Access::Public => Ok(None),
+            Access::Token(requirements) => {
+                let claims = snapshot.auth.authenticate(headers, query, &self.metrics).await?;
+                self.revocations.check(&claims, unix_ms())?;
+                authorize(requirements, &claims)?;
+                Ok(Some(claims))
+            }
+        }
     }
 
     /// The request's verified, unrevoked claims, for the logout endpoints.

@@ -37,12 +37,20 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// Starts the real binary on `config` and waits for it to log its
-/// addresses: (child, proxy address, admin address). Its log pipe is drained
-/// in the background so it never blocks.
-pub async fn spawn_binary(config: &std::path::Path) -> (tokio::process::Child, String, String) {
+/// Starts the real binary on `config` with `--threads threads` (1: the
+/// current-thread scheduler; more: the multi-thread one) and waits for it to
+/// log its addresses: (child, proxy address, admin address). Its log pipe is
+/// drained in the background so it never blocks.
+pub async fn spawn_binary(config: &std::path::Path, threads: u32) -> (tokio::process::Child, String, String) {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tokengate"))
-        .args(["--log-format", "json", "run", "--config"])
+        .args([
+            "--log-format",
+            "json",
+            "--threads",
+            &threads.to_string(),
+            "run",
+            "--config",
+        ])
         .arg(config)
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)

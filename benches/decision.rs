@@ -1,0 +1,167 @@
+//! The request path's decision alone, no sockets: normalise the path, match
+//! the route, extract and verify the token (verified-token cache on: a
+//! repeated token; off: every request verifies), check the revocation
+//! mirror (empty, and holding 1,000,000 entries), authorize. Kept out of CI.
+//!   cargo bench --bench decision
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::{HeaderMap, HeaderValue, Method};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use tokengate::config::FileBase;
+use tokengate::metrics::Metrics;
+use tokengate::proxy::forward::Upstream;
+use tokengate::proxy::{Proxy, Snapshot};
+use tokengate::revocation::{Revocation, Revocations};
+use tokengate::route::RoutePolicy;
+use tokengate::{Config, path};
+
+const CONFIG: &str = r#"
+upstream: { url: "http://127.0.0.1:3000" }
+auth:
+  issuers:
+    - issuer: "https://issuer.test/"
+      audiences: ["app"]
+      keys:
+        - { kid: HS256, algorithm: HS256, secret_file: keys/hs32.secret }
+        - { kid: RS256, algorithm: RS256, public_key_file: keys/rsa.pub.pem }
+        - { kid: ES256, algorithm: ES256, public_key_file: keys/ec256.pub.pem }
+        - { kid: EdDSA, algorithm: EdDSA, public_key_file: keys/ed25519.pub.pem }
+routes:
+  - { prefix: /public/, public: true }
+  - { prefix: /admin/, require: { scopes: [admin] } }
+  - prefix: /
+"#;
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keys/").to_owned() + name).unwrap()
+}
+
+fn token(alg: Algorithm) -> String {
+    let key = match alg {
+        Algorithm::HS256 => EncodingKey::from_secret(fixture("hs32.secret").trim_ascii_end()),
+        Algorithm::RS256 => EncodingKey::from_rsa_pem(&fixture("rsa.key.pem")).unwrap(),
+        Algorithm::ES256 => EncodingKey::from_ec_pem(&fixture("ec256.key.pem")).unwrap(),
+        _ => EncodingKey::from_ed_pem(&fixture("ed25519.key.pem")).unwrap(),
+    };
+    let mut header = Header::new(alg);
+    header.kid = Some(format!("{alg:?}"));
+    let now = tokengate::auth::unix_now();
+    let claims = serde_json::json!({
+        "iss": "https://issuer.test/", "aud": "app", "sub": "user-1234",
+        "iat": now, "exp": now + 3600, "jti": "0b9b6a52-7d1c-4c1e-9a55-3f1c8c2f6f10",
+        "scope": "read write admin", "email": "user@example.com",
+    });
+    jsonwebtoken::encode(&header, &claims, &key).unwrap()
+}
+
+/// A proxy over `CONFIG` (no listener: only its decision is used).
+fn proxy(cache: bool, revoked: usize) -> (Proxy, Arc<Snapshot>) {
+    let dir = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures"));
+    let yaml = if cache {
+        CONFIG.to_owned()
+    } else {
+        CONFIG.replace("auth:\n", "auth:\n  verify_cache: { enabled: false }\n")
+    };
+    let config = Config::from_yaml_str(&yaml, FileBase::Dir(&dir), "bench").unwrap();
+    let metrics = Arc::new(Metrics::new(prometheus::Registry::new()).unwrap());
+    let revocations = Revocations::new(&config.revocation, config.auth.leeway).unwrap();
+    let exp = tokengate::auth::unix_now() + 3600;
+    for i in 0..revoked {
+        revocations.apply(&Revocation::Jti {
+            id: format!("revoked-{i}"),
+            exp,
+        });
+    }
+    let snapshot = Snapshot::new(
+        RoutePolicy::new(config.routes.clone()),
+        &config.auth,
+        &[],
+        config.limits.max_token_bytes,
+        Arc::new(Upstream::new(&config.upstream)),
+    );
+    let proxy = Proxy::new(snapshot, revocations, metrics);
+    let snapshot = proxy.snapshot();
+    (proxy, snapshot)
+}
+
+fn bench(c: &mut Criterion) {
+    tokengate::install_crypto_providers();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut group = c.benchmark_group("decision");
+    let run = |group: &mut criterion::BenchmarkGroup<'_, _>,
+               name: &str,
+               proxy: &Proxy,
+               snapshot: &Snapshot,
+               uri: &str,
+               headers: &HeaderMap| {
+        let uri: http::Uri = uri.parse().unwrap();
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                rt.block_on(async {
+                    let normalised = path::normalise(uri.path()).unwrap();
+                    let claims = proxy
+                        .admit(snapshot, &Method::GET, &normalised, headers, uri.query())
+                        .await
+                        .unwrap();
+                    black_box(claims)
+                })
+            })
+        });
+    };
+    let bearer = |t: &str| {
+        let mut h = HeaderMap::new();
+        h.insert("authorization", HeaderValue::from_str(&format!("Bearer {t}")).unwrap());
+        h.insert("accept", HeaderValue::from_static("*/*"));
+        h.insert("user-agent", HeaderValue::from_static("bench/1"));
+        h
+    };
+    let (cached, cached_snapshot) = proxy(true, 0);
+    let (uncached, uncached_snapshot) = proxy(false, 0);
+    run(
+        &mut group,
+        "public route",
+        &cached,
+        &cached_snapshot,
+        "/public/page",
+        &HeaderMap::new(),
+    );
+    for alg in [Algorithm::HS256, Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA] {
+        let headers = bearer(&token(alg));
+        run(
+            &mut group,
+            &format!("{alg:?} cache hit"),
+            &cached,
+            &cached_snapshot,
+            "/api/items?page=2",
+            &headers,
+        );
+        run(
+            &mut group,
+            &format!("{alg:?} no cache"),
+            &uncached,
+            &uncached_snapshot,
+            "/api/items?page=2",
+            &headers,
+        );
+    }
+    let (big, big_snapshot) = proxy(true, 1_000_000);
+    let headers = bearer(&token(Algorithm::ES256));
+    run(
+        &mut group,
+        "ES256 cache hit, 1M revocations",
+        &big,
+        &big_snapshot,
+        "/admin/x",
+        &headers,
+    );
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
