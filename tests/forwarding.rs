@@ -404,3 +404,64 @@ async fn oversized_headers_are_refused() {
     let text = String::from_utf8_lossy(&out);
     assert!(text.starts_with("HTTP/1.1 431") || text.is_empty(), "{text}");
 }
+
+/// An app that answers 200 and counts the connections it accepted.
+async fn counting_upstream() -> (std::net::SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|_req| async {
+                    Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::from_static(b"ok"))))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+#[tokio::test]
+async fn upstream_connections_are_reused() {
+    let (upstream, accepted) = counting_upstream().await;
+    let proxy = TestProxy::start_with(&base_config(), upstream).await;
+    for _ in 0..20 {
+        assert_eq!(get(&proxy.url("/healthz"), &[]).await.status, 200);
+    }
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "sequential requests share one connection"
+    );
+    // Concurrent requests open at most one connection each, and those are kept.
+    let burst = || {
+        let url = proxy.url("/healthz");
+        async move {
+            let tasks: Vec<_> = (0..10)
+                .map(|_| {
+                    let url = url.clone();
+                    tokio::spawn(async move { get(&url, &[]).await.status.as_u16() })
+                })
+                .collect();
+            for t in tasks {
+                assert_eq!(t.await.unwrap(), 200);
+            }
+        }
+    };
+    burst().await;
+    let after_first = accepted.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((1..=11).contains(&after_first), "{after_first}");
+    burst().await;
+    burst().await;
+    let after_three = accepted.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        after_three <= after_first + 10,
+        "idle connections are reused: {after_first} then {after_three}"
+    );
+}

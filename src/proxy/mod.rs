@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::uri::{PathAndQuery, Scheme, Uri};
+use http::uri::{PathAndQuery, Uri};
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
@@ -265,8 +265,8 @@ impl Proxy {
 }
 
 impl Snapshot {
-    /// The upstream URI: upstream authority, the normalised path, and the
-    /// query without any token parameter.
+    /// The upstream URI in origin form (HTTP/1.1 to the app): the normalised
+    /// path and the query without any token parameter.
     fn upstream_uri(&self, original: &Uri, normalised: Option<String>) -> Result<Uri, Rejection> {
         let query = original.query();
         let stripped_query: Option<Option<String>> = match query {
@@ -295,12 +295,7 @@ impl Snapshot {
                 PathAndQuery::try_from(text).map_err(|_| Rejection::BadPath(path::PathError::BadPercentEncoding))?
             }
         };
-        Uri::builder()
-            .scheme(Scheme::HTTP)
-            .authority(self.upstream.authority().clone())
-            .path_and_query(path_and_query)
-            .build()
-            .map_err(|_| Rejection::BadPath(path::PathError::BadPercentEncoding))
+        Ok(forward::origin_form(path_and_query))
     }
 }
 
