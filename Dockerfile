@@ -6,6 +6,9 @@ FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock rustfmt.toml ./
 COPY src ./src
+# Cargo.toml names the criterion benches; cargo refuses a manifest whose
+# targets are missing, even to build only the binary.
+COPY benches ./benches
 # config/dev.yaml and its dev secret are compiled in as the embedded default.
 COPY config ./config
 RUN cargo build --release --locked
