@@ -4,19 +4,21 @@
 //! mirror (empty, and holding 1,000,000 entries), authorize. Kept out of CI.
 //!   cargo bench --bench decision
 
+mod common;
+
 use std::hint::black_box;
 use std::sync::Arc;
 
+use common::token;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{HeaderMap, HeaderValue, Method};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use tokengate::config::FileBase;
+use jsonwebtoken::Algorithm;
 use tokengate::metrics::Metrics;
+use tokengate::path;
 use tokengate::proxy::forward::Upstream;
 use tokengate::proxy::{Proxy, Snapshot};
 use tokengate::revocation::{Revocation, Revocations};
 use tokengate::route::RoutePolicy;
-use tokengate::{Config, path};
 
 const CONFIG: &str = r#"
 upstream: { url: "http://127.0.0.1:3000" }
@@ -35,37 +37,9 @@ routes:
   - prefix: /
 "#;
 
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keys/").to_owned() + name).unwrap()
-}
-
-fn token(alg: Algorithm) -> String {
-    let key = match alg {
-        Algorithm::HS256 => EncodingKey::from_secret(fixture("hs32.secret").trim_ascii_end()),
-        Algorithm::RS256 => EncodingKey::from_rsa_pem(&fixture("rsa.key.pem")).unwrap(),
-        Algorithm::ES256 => EncodingKey::from_ec_pem(&fixture("ec256.key.pem")).unwrap(),
-        _ => EncodingKey::from_ed_pem(&fixture("ed25519.key.pem")).unwrap(),
-    };
-    let mut header = Header::new(alg);
-    header.kid = Some(format!("{alg:?}"));
-    let now = tokengate::auth::unix_now();
-    let claims = serde_json::json!({
-        "iss": "https://issuer.test/", "aud": "app", "sub": "user-1234",
-        "iat": now, "exp": now + 3600, "jti": "0b9b6a52-7d1c-4c1e-9a55-3f1c8c2f6f10",
-        "scope": "read write admin", "email": "user@example.com",
-    });
-    jsonwebtoken::encode(&header, &claims, &key).unwrap()
-}
-
 /// A proxy over `CONFIG` (no listener: only its decision is used).
 fn proxy(cache: bool, revoked: usize) -> (Proxy, Arc<Snapshot>) {
-    let dir = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures"));
-    let yaml = if cache {
-        CONFIG.to_owned()
-    } else {
-        CONFIG.replace("auth:\n", "auth:\n  verify_cache: { enabled: false }\n")
-    };
-    let config = Config::from_yaml_str(&yaml, FileBase::Dir(&dir), "bench").unwrap();
+    let config = common::config(CONFIG, cache);
     let metrics = Arc::new(Metrics::new(prometheus::Registry::new()).unwrap());
     let revocations = Revocations::new(&config.revocation, config.auth.leeway).unwrap();
     let exp = tokengate::auth::unix_now() + 3600;

@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jsonwebtoken::Algorithm;
 use serde_json::json;
@@ -38,22 +38,6 @@ async fn start(redis: &RedisServer, on_stale: &str) -> TestProxy {
     .await
     .expect("ready after the first load");
     proxy
-}
-
-/// Polls `f` every 10 ms until it is true; returns how long that took.
-async fn wait_until<F, Fut>(limit: Duration, mut f: F) -> Option<Duration>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if f().await {
-            return Some(started.elapsed());
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    None
 }
 
 fn token(jti: &str, sub: &str, iat: i64) -> String {

@@ -6,7 +6,7 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::Request;
@@ -106,22 +106,8 @@ both_backends!(
     without_a_secret_only_loopback_peers_are_served,
     the_readme_python_client_walks_the_whole_flow,
     every_signing_algorithm_issues_tokens_the_proxy_accepts,
+    within_reuse_grace_a_spent_token_is_refused_without_revoking,
 );
-
-async fn wait_until<F, Fut>(limit: Duration, mut f: F) -> Option<Duration>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if f().await {
-            return Some(started.elapsed());
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    None
-}
 
 async fn post(url: &str, headers: &[(&str, &str)], body: &str) -> Reply {
     let mut b = Request::post(url);
@@ -839,4 +825,25 @@ async fn redis_session_keys_expire_with_their_refresh_token() {
         &format!("{{tokengate}}:session:{}", field(&pair, "session_id")),
     ]);
     assert!(!session.contains(refresh_token) && session.contains("mia"), "{session}");
+}
+
+async fn within_reuse_grace_a_spent_token_is_refused_without_revoking(backend: Backend) {
+    let proxy = backend.start("  reuse_grace: 30s\n").await;
+    let pair = open(&proxy, "nora", json!({})).await;
+    let reply = refresh(&proxy, field(&pair, "refresh_token")).await;
+    assert_eq!(reply.status, 200);
+    let next: Value = serde_json::from_str(&reply.body).unwrap();
+    // A racing tab presents the spent token: refused, the session lives on.
+    let raced = refresh(&proxy, field(&pair, "refresh_token")).await;
+    assert_eq!(raced.status, 401);
+    assert_eq!(
+        serde_json::from_str::<Value>(&raced.body).unwrap()["error"],
+        "invalid_grant"
+    );
+    assert_eq!(call(&proxy, field(&next, "access_token")).await, 200);
+    assert_eq!(refresh(&proxy, field(&next, "refresh_token")).await.status, 200);
+    assert_eq!(
+        metric(proxy.admin, r#"tokengate_session_refreshes_total{result="concurrent"}"#).await,
+        1.0
+    );
 }

@@ -11,7 +11,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use http::uri::{Authority, PathAndQuery, Uri};
+use http::uri::Authority;
 use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
@@ -152,9 +152,4 @@ impl Upstream {
             ))),
         }
     }
-}
-
-/// The origin-form URI (path and query) a request is sent upstream with.
-pub fn origin_form(path_and_query: PathAndQuery) -> Uri {
-    Uri::from(path_and_query)
 }

@@ -244,23 +244,30 @@ impl Proxy {
         match snapshot.policy.access(method, path) {
             Access::Public => Ok(None),
             Access::Token(requirements) => {
-                let claims = snapshot.auth.authenticate(headers, query, &self.metrics).await?;
-                self.revocations.check(&claims, unix_ms())?;
+                let claims = self.authenticated(snapshot, headers, query).await?;
                 authorize(requirements, &claims)?;
                 Ok(Some(claims))
             }
         }
     }
 
+    /// The request's verified claims, if the mirror does not revoke them.
+    async fn authenticated(
+        &self,
+        snapshot: &Snapshot,
+        headers: &http::HeaderMap,
+        query: Option<&str>,
+    ) -> Result<Arc<Claims>, Rejection> {
+        let claims = snapshot.auth.authenticate(headers, query, &self.metrics).await?;
+        self.revocations.check(&claims, unix_ms())?;
+        Ok(claims)
+    }
+
     /// The request's verified, unrevoked claims, for the logout endpoints.
     async fn caller(&self, snapshot: &Snapshot, req: &Request<Incoming>) -> Result<Arc<Claims>, String> {
-        let claims = snapshot
-            .auth
-            .authenticate(req.headers(), req.uri().query(), &self.metrics)
+        self.authenticated(snapshot, req.headers(), req.uri().query())
             .await
-            .map_err(|e| e.to_string())?;
-        self.revocations.check(&claims, unix_ms()).map_err(|e| e.to_string())?;
-        Ok(claims)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -295,7 +302,7 @@ impl Snapshot {
                 PathAndQuery::try_from(text).map_err(|_| Rejection::BadPath(path::PathError::BadPercentEncoding))?
             }
         };
-        Ok(forward::origin_form(path_and_query))
+        Ok(Uri::from(path_and_query))
     }
 }
 

@@ -389,3 +389,19 @@ pub async fn reasons(admin: SocketAddr) -> HashMap<String, f64> {
         })
         .collect()
 }
+
+/// Polls `f` every 10 ms until it is true; returns how long that took.
+pub async fn wait_until<F, Fut>(limit: Duration, mut f: F) -> Option<Duration>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = std::time::Instant::now();
+    while started.elapsed() < limit {
+        if f().await {
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    None
+}

@@ -1,0 +1,41 @@
+//! What both criterion benches build: tokens signed with the test fixtures'
+//! keys, and a config with the verified-token cache on or off.
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use tokengate::Config;
+use tokengate::config::FileBase;
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keys/").to_owned() + name).unwrap()
+}
+
+/// A 7-claim token for `https://issuer.test/` / `app`, with `kid` = the
+/// algorithm's name, signed with the fixture key of that algorithm.
+pub fn token(alg: Algorithm) -> String {
+    let key = match alg {
+        Algorithm::HS256 => EncodingKey::from_secret(fixture("hs32.secret").trim_ascii_end()),
+        Algorithm::RS256 => EncodingKey::from_rsa_pem(&fixture("rsa.key.pem")).unwrap(),
+        Algorithm::ES256 => EncodingKey::from_ec_pem(&fixture("ec256.key.pem")).unwrap(),
+        _ => EncodingKey::from_ed_pem(&fixture("ed25519.key.pem")).unwrap(),
+    };
+    let mut header = Header::new(alg);
+    header.kid = Some(format!("{alg:?}"));
+    let now = tokengate::auth::unix_now();
+    let claims = serde_json::json!({
+        "iss": "https://issuer.test/", "aud": "app", "sub": "user-1234",
+        "iat": now, "exp": now + 3600, "jti": "0b9b6a52-7d1c-4c1e-9a55-3f1c8c2f6f10",
+        "scope": "read write admin", "email": "user@example.com",
+    });
+    jsonwebtoken::encode(&header, &claims, &key).unwrap()
+}
+
+/// `yaml` (key paths relative to tests/fixtures) with the cache on or off.
+pub fn config(yaml: &str, cache: bool) -> Config {
+    let dir = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures"));
+    let yaml = if cache {
+        yaml.to_owned()
+    } else {
+        yaml.replace("auth:\n", "auth:\n  verify_cache: { enabled: false }\n")
+    };
+    Config::from_yaml_str(&yaml, FileBase::Dir(&dir), "bench").unwrap()
+}
