@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Runs every test on a fresh machine: installs the external tools the tests
-# drive (promtool from Debian's prometheus package; redis-server; python3 for
-# the README's session client), then
+# drive (Debian's prometheus package: promtool, and the Prometheus server that
+# tests/deploy.rs has scrape tokengate; redis-server; python3 for the README's
+# session client), then
 # `cargo test`. Extra arguments go to cargo test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+{ command -v promtool && command -v prometheus; } >/dev/null 2>&1 || need+=(prometheus)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 if ((${#need[@]})); then
