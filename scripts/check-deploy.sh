@@ -18,13 +18,7 @@ command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 command -v yamllint >/dev/null 2>&1 || need+=(yamllint)
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
-if ((${#need[@]})); then
-  echo "scripts/check-deploy.sh: installing ${need[*]}" >&2
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
-fi
+bash scripts/apt-install.sh "${need[@]}"
 
 # Tool environments, rebuilt only when their pinned versions change.
 stamp() { cat "$@" | sha256sum | cut -d' ' -f1; }
