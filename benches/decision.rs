@@ -20,26 +20,16 @@ use tokengate::proxy::{Proxy, Snapshot};
 use tokengate::revocation::{Revocation, Revocations};
 use tokengate::route::RoutePolicy;
 
-const CONFIG: &str = r#"
-upstream: { url: "http://127.0.0.1:3000" }
-auth:
-  issuers:
-    - issuer: "https://issuer.test/"
-      audiences: ["app"]
-      keys:
-        - { kid: HS256, algorithm: HS256, secret_file: keys/hs32.secret }
-        - { kid: RS256, algorithm: RS256, public_key_file: keys/rsa.pub.pem }
-        - { kid: ES256, algorithm: ES256, public_key_file: keys/ec256.pub.pem }
-        - { kid: EdDSA, algorithm: EdDSA, public_key_file: keys/ed25519.pub.pem }
+const ROUTES: &str = r#"
 routes:
   - { prefix: /public/, public: true }
   - { prefix: /admin/, require: { scopes: [admin] } }
   - prefix: /
 "#;
 
-/// A proxy over `CONFIG` (no listener: only its decision is used).
+/// A proxy over the bench issuer and `ROUTES` (no listener: only its decision is used).
 fn proxy(cache: bool, revoked: usize) -> (Proxy, Arc<Snapshot>) {
-    let config = common::config(CONFIG, cache);
+    let config = common::config(ROUTES, cache);
     let metrics = Arc::new(Metrics::new(prometheus::Registry::new()).unwrap());
     let revocations = Revocations::new(&config.revocation, config.auth.leeway).unwrap();
     let exp = tokengate::auth::unix_now() + 3600;

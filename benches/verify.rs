@@ -12,20 +12,8 @@ use jsonwebtoken::Algorithm;
 use tokengate::auth::Authenticator;
 use tokengate::metrics::Metrics;
 
-const CONFIG: &str = r#"
-upstream: { url: "http://127.0.0.1:3000" }
-auth:
-  issuers:
-    - issuer: "https://issuer.test/"
-      audiences: ["app"]
-      keys:
-        - { kid: RS256, algorithm: RS256, public_key_file: keys/rsa.pub.pem }
-        - { kid: ES256, algorithm: ES256, public_key_file: keys/ec256.pub.pem }
-        - { kid: EdDSA, algorithm: EdDSA, public_key_file: keys/ed25519.pub.pem }
-"#;
-
 fn authenticator(cache: bool) -> Authenticator {
-    Authenticator::new(&common::config(CONFIG, cache).auth, &[], 8192)
+    Authenticator::new(&common::config("", cache).auth, &[], 8192)
 }
 
 fn bench(c: &mut Criterion) {

@@ -29,11 +29,28 @@ pub fn token(alg: Algorithm) -> String {
     jsonwebtoken::encode(&header, &claims, &key).unwrap()
 }
 
-/// `yaml` (key paths relative to tests/fixtures) with the cache on or off.
-pub fn config(yaml: &str, cache: bool) -> Config {
+/// The issuer `token` signs for, with one key per algorithm it signs with
+/// (paths relative to tests/fixtures).
+const ISSUER: &str = r#"
+upstream: { url: "http://127.0.0.1:3000" }
+auth:
+  issuers:
+    - issuer: "https://issuer.test/"
+      audiences: ["app"]
+      keys:
+        - { kid: HS256, algorithm: HS256, secret_file: keys/hs32.secret }
+        - { kid: RS256, algorithm: RS256, public_key_file: keys/rsa.pub.pem }
+        - { kid: ES256, algorithm: ES256, public_key_file: keys/ec256.pub.pem }
+        - { kid: EdDSA, algorithm: EdDSA, public_key_file: keys/ed25519.pub.pem }
+"#;
+
+/// `ISSUER` plus `rest` (top-level sections such as `routes`), with the
+/// verified-token cache on or off.
+pub fn config(rest: &str, cache: bool) -> Config {
     let dir = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures"));
+    let yaml = format!("{ISSUER}{rest}");
     let yaml = if cache {
-        yaml.to_owned()
+        yaml
     } else {
         yaml.replace("auth:\n", "auth:\n  verify_cache: { enabled: false }\n")
     };

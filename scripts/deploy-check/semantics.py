@@ -205,33 +205,32 @@ def check_kubernetes(mode, rendered, monitoring):
                 problem(f"{rendered}: NetworkPolicy {p['metadata']['name']}", f"must admit exactly ports {cfg.listen} and {cfg.admin}, has {sorted(ports)}")
 
 
-def check_compose(compose_json, config, prometheus):
-    compose = yaml.safe_load(open(compose_json))
+def check_compose(resolved, config, prometheus):
+    compose = yaml.safe_load(open(resolved))
     cfg = TokengateConfig(open(config).read(), config)
     services = compose["services"]
     published = [name for name, s in services.items() if s.get("ports")]
     if published != ["tokengate"]:
-        problem(compose_json, f"only tokengate may publish a port; publishing: {published}")
+        problem(resolved, f"only tokengate may publish a port; publishing: {published}")
     tg = services.get("tokengate", {})
     targets = {
         int(str(p["target"] if isinstance(p, dict) else p).split("/")[0].rsplit(":", 1)[-1]) for p in tg.get("ports", [])
     }
     if targets != {cfg.listen}:
-        problem(compose_json, f"tokengate publishes {sorted(targets)}, its config listens on {cfg.listen}")
+        problem(resolved, f"tokengate publishes {sorted(targets)}, its config listens on {cfg.listen}")
     for name, s in services.items():
         if name == "tokengate":
             continue
         for net in s.get("networks", {}):
             if not compose["networks"].get(net, {}).get("internal"):
-                problem(compose_json, f"{name} is on non-internal network {net}")
+                problem(resolved, f"{name} is on non-internal network {net}")
     grace = seconds(tg.get("stop_grace_period", "10s"))
     if grace < cfg.delay + cfg.drain + GRACE_MARGIN:
-        problem(compose_json, f"stop_grace_period {grace}s < delay + drain_timeout + {GRACE_MARGIN}s")
-    for flag, want in (("read_only", True),):
-        if tg.get(flag) is not want:
-            problem(compose_json, f"tokengate {flag} must be {want}")
+        problem(resolved, f"stop_grace_period {grace}s < delay + drain_timeout + {GRACE_MARGIN}s")
+    if tg.get("read_only") is not True:
+        problem(resolved, "tokengate read_only must be true")
     if "ALL" not in tg.get("cap_drop", []):
-        problem(compose_json, "tokengate must drop ALL capabilities")
+        problem(resolved, "tokengate must drop ALL capabilities")
     prom = yaml.safe_load(open(prometheus))
     scraped = {t for job in prom["scrape_configs"] for sc in job.get("static_configs", []) for t in sc["targets"]}
     if f"tokengate:{cfg.admin}" not in scraped:
