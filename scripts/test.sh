@@ -2,8 +2,9 @@
 # Runs every test on a fresh machine: installs the external tools the tests
 # drive (Debian's prometheus package: promtool, and the Prometheus server that
 # tests/deploy.rs has scrape tokengate; redis-server; python3 for the README's
-# session client), then
-# `cargo test`. Extra arguments go to cargo test.
+# session client; gunicorn and hypercorn for the differential check), then
+# `cargo test --no-fail-fast`, so one failing test binary does not hide the
+# others. Extra arguments go to cargo test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,4 +14,12 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 bash scripts/apt-install.sh "${need[@]}"
 
-exec cargo test --locked "$@"
+# Real app servers for tests/differential.rs (pinned: the versions checked).
+if ! python3 -c 'import gunicorn, hypercorn' >/dev/null 2>&1; then
+  python3 -m pip --version >/dev/null 2>&1 || bash scripts/apt-install.sh python3-pip
+  pkgs=(gunicorn==27.0.1 hypercorn==0.18.0)
+  python3 -m pip install --quiet "${pkgs[@]}" ||
+    python3 -m pip install --quiet --break-system-packages "${pkgs[@]}"
+fi
+
+exec cargo test --locked --no-fail-fast "$@"

@@ -20,6 +20,11 @@ pub enum Reason {
     Public,
     /// 400: the path has no safe normal form.
     BadPath,
+    /// 400: ambiguous framing: Host missing, repeated, invalid or contradicted
+    /// by the target, or a method not in canonical upper case.
+    BadRequest,
+    /// 400: the client's body was malformed (bad chunking) or cut short.
+    ClientBody,
     /// 401: no token in any configured source.
     MissingToken,
     /// 401: longer than `limits.max_token_bytes`.
@@ -56,6 +61,8 @@ pub enum Reason {
     UpstreamReset,
     /// 504: no response headers within `upstream.request_timeout`.
     UpstreamTimeout,
+    /// 502: the upstream switched protocols (101) to one nobody asked for.
+    UpstreamProtocol,
     /// Answered by the session service itself (refresh, logout, JWKS); its
     /// outcomes are counted by the `tokengate_session_*` families.
     SessionEndpoint,
@@ -63,10 +70,12 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, for pre-registering label sets.
-    pub const ALL: [Reason; 22] = [
+    pub const ALL: [Reason; 25] = [
         Reason::Authorized,
         Reason::Public,
         Reason::BadPath,
+        Reason::BadRequest,
+        Reason::ClientBody,
         Reason::MissingToken,
         Reason::TokenTooLarge,
         Reason::Malformed,
@@ -85,6 +94,7 @@ impl Reason {
         Reason::UpstreamConnect,
         Reason::UpstreamReset,
         Reason::UpstreamTimeout,
+        Reason::UpstreamProtocol,
         Reason::SessionEndpoint,
     ];
 
@@ -94,6 +104,8 @@ impl Reason {
             Reason::Authorized => "authorized",
             Reason::Public => "public",
             Reason::BadPath => "bad_path",
+            Reason::BadRequest => "bad_request",
+            Reason::ClientBody => "client_body",
             Reason::MissingToken => "missing_token",
             Reason::TokenTooLarge => "token_too_large",
             Reason::Malformed => "malformed",
@@ -112,6 +124,7 @@ impl Reason {
             Reason::UpstreamConnect => "upstream_connect",
             Reason::UpstreamReset => "upstream_reset",
             Reason::UpstreamTimeout => "upstream_timeout",
+            Reason::UpstreamProtocol => "upstream_protocol",
             Reason::SessionEndpoint => "session_endpoint",
         }
     }
@@ -121,6 +134,8 @@ impl Reason {
         match self {
             Reason::Authorized | Reason::Public => Outcome::Allowed,
             Reason::BadPath
+            | Reason::BadRequest
+            | Reason::ClientBody
             | Reason::MissingToken
             | Reason::TokenTooLarge
             | Reason::Malformed
@@ -136,7 +151,9 @@ impl Reason {
             | Reason::InsufficientScope
             | Reason::ClaimMismatch
             | Reason::RevocationStale => Outcome::Rejected,
-            Reason::UpstreamConnect | Reason::UpstreamReset | Reason::UpstreamTimeout => Outcome::UpstreamError,
+            Reason::UpstreamConnect | Reason::UpstreamReset | Reason::UpstreamTimeout | Reason::UpstreamProtocol => {
+                Outcome::UpstreamError
+            }
             Reason::SessionEndpoint => Outcome::Session,
         }
     }
@@ -187,13 +204,16 @@ pub enum UpstreamErrorKind {
     Timeout,
     /// Reset, closed or protocol error mid-exchange.
     Reset,
+    /// A protocol switch (101) the client did not ask for.
+    Protocol,
 }
 
 impl UpstreamErrorKind {
-    const ALL: [UpstreamErrorKind; 3] = [
+    const ALL: [UpstreamErrorKind; 4] = [
         UpstreamErrorKind::Connect,
         UpstreamErrorKind::Timeout,
         UpstreamErrorKind::Reset,
+        UpstreamErrorKind::Protocol,
     ];
 
     /// The `kind` label value.
@@ -202,6 +222,7 @@ impl UpstreamErrorKind {
             UpstreamErrorKind::Connect => "connect",
             UpstreamErrorKind::Timeout => "timeout",
             UpstreamErrorKind::Reset => "reset",
+            UpstreamErrorKind::Protocol => "protocol",
         }
     }
 }
@@ -340,6 +361,7 @@ impl Metrics {
             Reason::UpstreamConnect => Some(UpstreamErrorKind::Connect),
             Reason::UpstreamTimeout => Some(UpstreamErrorKind::Timeout),
             Reason::UpstreamReset => Some(UpstreamErrorKind::Reset),
+            Reason::UpstreamProtocol => Some(UpstreamErrorKind::Protocol),
             _ => None,
         };
         if let Some(kind) = kind {

@@ -13,6 +13,12 @@
 //! 5. a segment that is `.` or `..` followed by `;` (Tomcat-style path
 //!    parameters, `/..;/admin`) is refused, since some servers treat it as `..`;
 //! 6. a trailing slash is kept (`/a/b/` and `/a/b` are different paths).
+//!
+//! `;` path parameters are a separate step ([`parameters`]): Java servers
+//! (Tomcat, Jetty, Spring) drop `;...` from each segment before routing while
+//! other servers keep it, so `/admin;x/panel` names two different resources.
+//! By default such a path is refused; with `strip`, the parameters are removed
+//! and the app receives exactly the path the policy judged.
 
 use std::borrow::Cow;
 
@@ -34,6 +40,52 @@ pub enum PathError {
     /// `.;` or `..;` segments, which some servers treat as dot segments.
     #[error("dot segment with path parameters")]
     DotSegmentParameter,
+    /// `;` path parameters, refused by `http.path_parameters: reject`.
+    #[error("path parameters (';')")]
+    Parameters,
+    /// `%3B`, an encoded `;` that a server may decode before stripping parameters.
+    #[error("encoded ';' in path")]
+    EncodedParameter,
+    /// A case-insensitive router would serve the path under another rule.
+    #[error("path falls under another route rule when case is ignored")]
+    CaseAmbiguous,
+}
+
+/// True when `path` carries `;` path parameters, raw or percent-encoded.
+pub fn has_parameters(path: &str) -> bool {
+    let b = path.as_bytes();
+    b.contains(&b';')
+        || b.windows(3)
+            .any(|w| w[0] == b'%' && w[1] == b'3' && w[2].eq_ignore_ascii_case(&b'b'))
+}
+
+/// Applies the path-parameter rule to a normalised `path`: with `strip`
+/// false, any parameter is refused; with `strip`, `;...` is removed from
+/// every segment and the result normalised again (`/a;x/b` -> `/a/b`,
+/// `/;x/b` -> `/b`). An encoded `;` is refused either way: a server that
+/// decodes before stripping would read parameters we did not see.
+pub fn parameters(path: &str, strip: bool) -> Result<Cow<'_, str>, PathError> {
+    if !has_parameters(path) {
+        return Ok(Cow::Borrowed(path));
+    }
+    if !path.contains(';') {
+        return Err(PathError::EncodedParameter);
+    }
+    if !strip {
+        return Err(PathError::Parameters);
+    }
+    if has_parameters(&path.replace(';', "")) {
+        return Err(PathError::EncodedParameter);
+    }
+    let mut out = String::with_capacity(path.len());
+    for (i, segment) in path.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        out.push_str(segment.split(';').next().unwrap_or(""));
+    }
+    // Stripping can leave empty segments (`/;x/b`); normalising collapses them.
+    Ok(Cow::Owned(normalise(&out)?.into_owned()))
 }
 
 /// Returns the normal form of `path` (borrowed when it is already normal).
@@ -201,6 +253,26 @@ mod tests {
         assert_eq!(normalise("/public/..;/admin"), Err(PathError::DotSegmentParameter));
         assert_eq!(normalise("/public/.;x/admin"), Err(PathError::DotSegmentParameter));
         assert_eq!(normalise("/public/%2e%2e;/admin"), Err(PathError::DotSegmentParameter));
+    }
+
+    #[test]
+    fn path_parameters() {
+        assert_eq!(parameters("/admin/panel", false).unwrap(), "/admin/panel");
+        assert_eq!(
+            parameters("/admin;jsessionid=0/panel", false),
+            Err(PathError::Parameters)
+        );
+        assert_eq!(parameters("/admin%3Bx/panel", false), Err(PathError::EncodedParameter));
+        assert_eq!(parameters("/admin%3bx/panel", true), Err(PathError::EncodedParameter));
+        assert_eq!(parameters("/a;x%3B/b", true), Err(PathError::EncodedParameter));
+        assert_eq!(parameters("/admin;jsessionid=0/panel", true).unwrap(), "/admin/panel");
+        assert_eq!(
+            parameters("/legacy/admin;x/panel;y", true).unwrap(),
+            "/legacy/admin/panel"
+        );
+        assert_eq!(parameters("/;x/admin/", true).unwrap(), "/admin/");
+        assert_eq!(parameters("/a/;x", true).unwrap(), "/a/");
+        assert_eq!(parameters("/;", true).unwrap(), "/");
     }
 
     #[test]

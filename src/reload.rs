@@ -91,7 +91,8 @@ pub(crate) fn build(
         &stores,
         config.limits.max_token_bytes,
         upstream.clone(),
-    );
+    )
+    .with_http(config.http);
     let files = config.path.iter().chain(&config.files).cloned().collect();
     let state = State {
         upstream_config: config.upstream.clone(),

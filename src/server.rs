@@ -5,6 +5,12 @@
 //! Connections are watched by hand rather than with `GracefulShutdown::watch`
 //! because the same select loop also closes idle connections, which
 //! GracefulShutdown cannot do.
+//!
+//! A connection's slot is a [`Lease`]: the connection cap's permit and the
+//! open-connections gauge. A protocol upgrade (WebSocket) hands the socket
+//! from hyper to a tunnel task, which takes the lease with it, so a tunnel
+//! counts against `max_connections`, shows in the gauge, and is waited for
+//! (then cut) by the drain like any connection.
 
 use std::error::Error as StdError;
 use std::future::Future;
@@ -20,7 +26,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use prometheus::IntGauge;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
@@ -36,12 +42,53 @@ pub struct Listener<F> {
     pub tls: Option<TlsAcceptor>,
     /// Header, idle, handshake and connection limits.
     pub limits: Limits,
-    /// Builds the service for one connection from the peer and whether it is TLS.
+    /// Builds the service for one connection from the peer, whether it is
+    /// TLS, and the connection's lease (for tunnels that outlive hyper's part).
     pub new_service: F,
     /// How long in-flight requests may take once shutdown begins.
     pub drain_timeout: Duration,
     /// Open-connection gauge, when this listener is metered.
     pub connections: Option<IntGauge>,
+}
+
+/// One connection's slot: held by the connection task and by any tunnel the
+/// connection turned into; the slot frees when the last holder drops it.
+#[derive(Clone)]
+pub struct Lease(Arc<LeaseInner>);
+
+struct LeaseInner {
+    _permit: OwnedSemaphorePermit,
+    gauge: Option<IntGauge>,
+    /// Turns true at the drain deadline: tunnels end then.
+    cut: watch::Receiver<bool>,
+}
+
+impl Drop for LeaseInner {
+    fn drop(&mut self) {
+        if let Some(g) = &self.gauge {
+            g.dec();
+        }
+    }
+}
+
+impl Lease {
+    fn new(permit: OwnedSemaphorePermit, gauge: Option<IntGauge>, cut: watch::Receiver<bool>) -> Lease {
+        if let Some(g) = &gauge {
+            g.inc();
+        }
+        Lease(Arc::new(LeaseInner {
+            _permit: permit,
+            gauge,
+            cut,
+        }))
+    }
+
+    /// Completes when the drain deadline passes and long-lived work on this
+    /// connection (a tunnel) must end.
+    pub async fn cut(&self) {
+        let mut cut = self.0.cut.clone();
+        let _ = cut.wait_for(|c| *c).await;
+    }
 }
 
 /// How a drain ended.
@@ -56,7 +103,7 @@ pub struct Drained {
 /// `drain_timeout` before cutting the rest.
 pub async fn serve<F, S, B>(listener: Listener<F>, shutdown: impl Future<Output = ()>) -> Drained
 where
-    F: Fn(SocketAddr, bool) -> S,
+    F: Fn(SocketAddr, bool, Lease) -> S,
     S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + Sync + 'static,
     S::Future: Send + 'static,
     S::Error: Into<BoxError>,
@@ -75,6 +122,7 @@ where
     let builder = Arc::new(http_builder(&limits));
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let (drain_tx, drain_rx) = watch::channel(false);
+    let (cut_tx, cut_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     tokio::pin!(shutdown);
 
@@ -102,41 +150,46 @@ where
         };
         while tasks.try_join_next().is_some() {}
         let _ = stream.set_nodelay(true);
-        let service = new_service(peer, tls.is_some());
+        let lease = Lease::new(permit, connections.clone(), cut_rx.clone());
+        let service = new_service(peer, tls.is_some(), lease.clone());
         let conn = Conn {
             builder: builder.clone(),
             idle_timeout: limits.idle_timeout,
+            first_request_timeout: limits.header_read_timeout,
             drain: drain_rx.clone(),
         };
         let tls = tls.clone();
         let handshake_timeout = limits.tls_handshake_timeout;
-        let gauge = connections.clone();
         tasks.spawn(async move {
-            let _permit = permit;
-            if let Some(g) = &gauge {
-                g.inc();
-            }
+            let _lease = lease;
             serve_stream(stream, tls, handshake_timeout, conn, service).await;
-            if let Some(g) = &gauge {
-                g.dec();
-            }
         });
     }
 
     drop(socket);
     let _ = drain_tx.send(true);
-    let open = tasks.len();
+    while tasks.try_join_next().is_some() {}
+    // Every slot not back in the semaphore is an open connection or tunnel.
+    let open = limits.max_connections - permits.available_permits();
     if open > 0 {
         tracing::info!(connections = open, timeout = ?drain_timeout, "draining connections");
     }
-    let finished = tokio::time::timeout(drain_timeout, async { while tasks.join_next().await.is_some() {} }).await;
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    let finished = tokio::time::timeout(drain_timeout, async {
+        while tasks.join_next().await.is_some() {}
+        // Tunnels hold their lease after their connection task ended.
+        let _ = permits.acquire_many(all).await;
+    })
+    .await;
     let aborted = if finished.is_err() {
-        let left = tasks.len();
+        let left = limits.max_connections - permits.available_permits();
         tracing::warn!(
             connections = left,
             "drain timeout reached; closing remaining connections"
         );
+        let _ = cut_tx.send(true);
         tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
         left
     } else {
         0
@@ -164,6 +217,10 @@ fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
 struct Conn {
     builder: Arc<auto::Builder<TokioExecutor>>,
     idle_timeout: Duration,
+    /// A connection that has not started a request by then is closed: this
+    /// covers the HTTP/1-or-2 detection and a partial HTTP/2 preface, which
+    /// hyper's own header timeout does not.
+    first_request_timeout: Duration,
     drain: watch::Receiver<bool>,
 }
 
@@ -203,6 +260,7 @@ impl Conn {
         B::Error: Into<BoxError>,
     {
         let started = Instant::now();
+        // 0 until the first request starts, then 1 + ms after `started`.
         let last_request = Arc::new(AtomicU64::new(0));
         let tracked = Tracked {
             inner: service,
@@ -213,6 +271,9 @@ impl Conn {
         tokio::pin!(connection);
         let idle = tokio::time::sleep(self.idle_timeout);
         tokio::pin!(idle);
+        let first = tokio::time::sleep(self.first_request_timeout);
+        tokio::pin!(first);
+        let mut waiting_first = true;
         let mut closing = *self.drain.borrow_and_update();
         if closing {
             connection.as_mut().graceful_shutdown();
@@ -225,12 +286,20 @@ impl Conn {
                     }
                     break;
                 }
+                _ = &mut first, if waiting_first => {
+                    waiting_first = false;
+                    if last_request.load(Ordering::Relaxed) == 0 {
+                        tracing::debug!(timeout = ?self.first_request_timeout, "no request started; closing");
+                        break;
+                    }
+                }
                 _ = self.drain.changed(), if !closing => {
                     closing = true;
                     connection.as_mut().graceful_shutdown();
                 }
                 _ = &mut idle, if !closing => {
-                    let last = started + Duration::from_millis(last_request.load(Ordering::Relaxed));
+                    let ms = last_request.load(Ordering::Relaxed).saturating_sub(1);
+                    let last = started + Duration::from_millis(ms);
                     if last.elapsed() >= self.idle_timeout {
                         // Graceful: a response still streaming completes first.
                         closing = true;
@@ -249,7 +318,8 @@ impl Conn {
 struct Tracked<S> {
     inner: S,
     started: Instant,
-    /// Milliseconds after `started` at which the last request began.
+    /// 1 + milliseconds after `started` at which the last request began;
+    /// 0 while none has.
     last_request: Arc<AtomicU64>,
 }
 
@@ -262,8 +332,8 @@ where
     type Future = S::Future;
 
     fn call(&self, req: R) -> Self::Future {
-        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_request.store(ms, Ordering::Relaxed);
+        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        self.last_request.store(ms + 1, Ordering::Relaxed);
         self.inner.call(req)
     }
 }

@@ -235,7 +235,11 @@ routes:
 
     let url = format!("http://{proxy}/public/slow");
     let in_flight = tokio::spawn(async move { get(&url, &[("x-echo-delay-ms", "1000")]).await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = wait_until(DEADLINE, || async {
+        metric(admin.parse().unwrap(), "tokengate_connections_open").await == 1.0
+    })
+    .await;
+    assert!(started.is_some(), "the request is in flight");
     let pid = child.id().unwrap().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
 

@@ -37,7 +37,7 @@ fn substitute(mut text: String, pairs: &[(&str, &str)]) -> String {
 }
 
 async fn ready(proxy: &TestProxy) {
-    let up = wait_until(Duration::from_secs(10), || async {
+    let up = wait_until(DEADLINE, || async {
         get(&format!("http://{}/readyz", proxy.admin), &[]).await.status == 200
     })
     .await;
@@ -171,7 +171,7 @@ async fn compose_walkthrough_mints_calls_and_revokes() {
 
     // Step 4.
     run_bin(&["revoke", "--sub", "alice"], &file);
-    let revoked = wait_until(Duration::from_secs(5), || async {
+    let revoked = wait_until(DEADLINE, || async {
         get_with_token(&proxy.url("/orders"), &token).await.status == StatusCode::UNAUTHORIZED
     })
     .await;

@@ -147,9 +147,9 @@ async fn refused_upstream_is_502() {
 async fn slow_upstream_is_504() {
     let proxy = TestProxy::start().await;
     let started = Instant::now();
-    let reply = get(&proxy.url("/public/slow"), &[("x-echo-delay-ms", "3000")]).await;
+    let reply = get(&proxy.url("/public/slow"), &[("x-echo-delay-ms", "8000")]).await;
     assert_eq!(reply.status, 504);
-    assert!(started.elapsed() < Duration::from_millis(2500), "request_timeout is 1s");
+    assert!(started.elapsed() < Duration::from_secs(6), "request_timeout is 1s");
     assert_eq!(
         metric(proxy.admin, r#"tokengate_upstream_errors_total{kind="timeout"}"#).await,
         1.0
@@ -188,12 +188,15 @@ async fn upstream_connect_timeout_is_502() {
             fillers.push(s);
         }
     }
-    let proxy = TestProxy::start_with(&base_config(), upstream).await;
+    // request_timeout 10 s, connect_timeout 300 ms: the bound below tells
+    // them apart with room for a loaded machine.
+    let yaml = base_config().replace("request_timeout: 1s", "request_timeout: 10s");
+    let proxy = TestProxy::start_with(&yaml, upstream).await;
     let started = Instant::now();
     let reply = get(&proxy.url("/public/x"), &[]).await;
     assert_eq!(reply.status, 502, "{reply:?}");
     assert!(
-        started.elapsed() < Duration::from_millis(950),
+        started.elapsed() < Duration::from_secs(8),
         "connect timeout, not request timeout"
     );
     assert_eq!(reasons(proxy.admin).await["upstream_connect"], 1.0);
@@ -342,18 +345,31 @@ async fn request_bodies_stream_to_the_app() {
 
 #[tokio::test]
 async fn drain_lets_in_flight_requests_finish() {
-    let proxy = TestProxy::start().await;
+    // A request slow enough to be in flight through the whole drain check.
+    let yaml = base_config().replace("request_timeout: 1s", "request_timeout: 20s");
+    let proxy = TestProxy::start_with(&yaml, start_echo().await).await;
     let url = proxy.url("/public/slow");
-    let in_flight = tokio::spawn(async move { get(&url, &[("x-echo-delay-ms", "700")]).await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let addr = proxy.addr;
+    let in_flight = tokio::spawn(async move { get(&url, &[("x-echo-delay-ms", "3000")]).await });
     let admin = proxy.admin;
+    assert!(
+        wait_until(DEADLINE, || async {
+            metric(admin, "tokengate_connections_open").await == 1.0
+        })
+        .await
+        .is_some(),
+        "the request is in flight"
+    );
+    let addr = proxy.addr;
     let stopping = tokio::spawn(proxy.stop());
-    tokio::time::sleep(Duration::from_millis(100)).await;
     // Draining: readiness reports it, and the port no longer accepts.
-    let ready = get(&format!("http://{admin}/readyz"), &[]).await;
-    assert_eq!(ready.status, 503);
-    assert!(TcpStream::connect(addr).await.is_err(), "the proxy port closed");
+    let draining = wait_until(DEADLINE, || async {
+        get(&format!("http://{admin}/readyz"), &[]).await.status == 503
+    })
+    .await;
+    assert!(draining.is_some());
+    let closed = wait_until(DEADLINE, || async { TcpStream::connect(addr).await.is_err() }).await;
+    assert!(closed.is_some(), "the proxy port closed");
+    assert!(!in_flight.is_finished(), "still in flight while draining");
     let reply = in_flight.await.unwrap();
     assert_eq!(reply.status, 200, "in-flight request completed");
     stopping.await.unwrap();
@@ -388,8 +404,11 @@ async fn silent_connections_are_closed() {
         .unwrap();
     assert_eq!(send(&client, req).await.status, 200);
     assert_eq!(metric(proxy.admin, "tokengate_connections_open").await, 1.0);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(metric(proxy.admin, "tokengate_connections_open").await, 0.0);
+    let closed = wait_until(DEADLINE, || async {
+        metric(proxy.admin, "tokengate_connections_open").await == 0.0
+    })
+    .await;
+    assert!(closed.is_some(), "the idle HTTP/2 connection is closed");
 }
 
 #[tokio::test]

@@ -64,7 +64,7 @@ async fn wait_ready(proxy: &TestProxy, limit: Duration) -> bool {
 async fn a_rotated_key_is_accepted_without_restart_and_the_old_one_dropped() {
     let idp = JwksServer::start(vec![jwk(Algorithm::ES256, "old")]).await;
     let proxy = TestProxy::start_with(&config(&idp.url(), "unknown_kid_cooldown: 100ms"), start_echo().await).await;
-    assert!(wait_ready(&proxy, Duration::from_secs(5)).await);
+    assert!(wait_ready(&proxy, DEADLINE).await);
     let old = token(Algorithm::ES256, "old", &idp_claims("u"));
     assert_eq!(status(&proxy, &old).await, 200);
     assert_eq!(status(&proxy, &old).await, 200, "second time from the cache");
@@ -93,7 +93,7 @@ async fn a_rotated_key_is_accepted_without_restart_and_the_old_one_dropped() {
 async fn a_flood_of_unknown_kids_causes_at_most_the_rate_limited_fetches() {
     let idp = JwksServer::start(vec![jwk(Algorithm::ES256, "k1")]).await;
     let proxy = TestProxy::start_with(&config(&idp.url(), "unknown_kid_cooldown: 10s"), start_echo().await).await;
-    assert!(wait_ready(&proxy, Duration::from_secs(5)).await);
+    assert!(wait_ready(&proxy, DEADLINE).await);
     let after_start = idp.hits();
     let started = Instant::now();
     let url = proxy.url("/x");
@@ -146,10 +146,7 @@ async fn a_provider_down_at_start_up_means_not_ready_until_it_answers() {
 
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     let _idp = JwksServer::serve_on(listener, vec![jwk(Algorithm::ES256, "k1")]);
-    assert!(
-        wait_ready(&proxy, Duration::from_secs(5)).await,
-        "ready once the provider answers"
-    );
+    assert!(wait_ready(&proxy, DEADLINE).await, "ready once the provider answers");
     assert_eq!(status(&proxy, &t).await, 200);
 }
 
@@ -162,17 +159,20 @@ async fn a_provider_failing_later_keeps_the_last_good_keys() {
         start_echo().await,
     )
     .await;
-    assert!(wait_ready(&proxy, Duration::from_secs(5)).await);
+    assert!(wait_ready(&proxy, DEADLINE).await);
     idp.set_failing(Some(StatusCode::SERVICE_UNAVAILABLE));
     let hits = idp.hits();
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    assert!(idp.hits() > hits, "the proxy kept trying");
-    let failed = metric(
-        proxy.admin,
-        r#"tokengate_jwks_fetches_total{issuer="https://idp.test/",result="status"}"#,
-    )
+    let counted = wait_until(DEADLINE, || async {
+        idp.hits() > hits
+            && metric_opt(
+                proxy.admin,
+                r#"tokengate_jwks_fetches_total{issuer="https://idp.test/",result="status"}"#,
+            )
+            .await
+            .is_some_and(|v| v >= 1.0)
+    })
     .await;
-    assert!(failed >= 1.0, "failures counted: {failed}");
+    assert!(counted.is_some(), "the proxy kept trying, and counted the failures");
     // Fresh tokens (not cached) signed with the known key still verify.
     for i in 0..3 {
         let t = token(Algorithm::RS256, "r", &idp_claims(&format!("u{i}")));
@@ -182,15 +182,16 @@ async fn a_provider_failing_later_keeps_the_last_good_keys() {
     // A provider that answers garbage is no better: the set is kept.
     idp.set_failing(None);
     idp.set_keys(vec![json!({"kty": "oct", "k": "c2VjcmV0c2VjcmV0", "kid": "r"})]);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(
-        metric(
+    let invalid = wait_until(DEADLINE, || async {
+        metric_opt(
             proxy.admin,
-            r#"tokengate_jwks_fetches_total{issuer="https://idp.test/",result="invalid"}"#
+            r#"tokengate_jwks_fetches_total{issuer="https://idp.test/",result="invalid"}"#,
         )
         .await
-            >= 1.0
-    );
+        .is_some_and(|v| v >= 1.0)
+    })
+    .await;
+    assert!(invalid.is_some(), "the garbage set was fetched and refused");
     let t = token(Algorithm::RS256, "r", &idp_claims("after-garbage"));
     assert_eq!(status(&proxy, &t).await, 200);
 }
@@ -204,13 +205,18 @@ async fn max_age_sets_the_refresh_period_within_bounds() {
         start_echo().await,
     )
     .await;
-    assert!(wait_ready(&proxy, Duration::from_secs(5)).await);
+    assert!(wait_ready(&proxy, DEADLINE).await);
+    // Three more fetches at max-age=1 take at least ~2 s (three 1 s periods,
+    // the first of which may have begun before `start`), and arrive well
+    // before the configured hour.
     let start = idp.hits();
-    tokio::time::sleep(Duration::from_millis(3_500)).await;
-    let fetched = idp.hits() - start;
+    let began = Instant::now();
+    let three = wait_until(DEADLINE, || async { idp.hits() >= start + 3 }).await;
+    assert!(three.is_some(), "max-age=1 refreshes every second, not hourly");
     assert!(
-        (3..=4).contains(&fetched),
-        "max-age=1 over 3.5 s gave {fetched} fetches"
+        began.elapsed() >= Duration::from_millis(1900),
+        "not faster than max-age: {:?}",
+        began.elapsed()
     );
 
     // Without max-age the configured hour applies: nothing more is fetched.
@@ -220,7 +226,7 @@ async fn max_age_sets_the_refresh_period_within_bounds() {
         start_echo().await,
     )
     .await;
-    assert!(wait_ready(&proxy2, Duration::from_secs(5)).await);
+    assert!(wait_ready(&proxy2, DEADLINE).await);
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     assert_eq!(quiet.hits(), 1);
     drop(proxy);
@@ -244,7 +250,7 @@ auth:
         b.url()
     );
     let proxy = TestProxy::start_with(&yaml, start_echo().await).await;
-    assert!(wait_ready(&proxy, Duration::from_secs(5)).await);
+    assert!(wait_ready(&proxy, DEADLINE).await);
     let claims = |iss: &str, aud: &str| json!({"iss": iss, "aud": aud, "sub": "s", "exp": now() + 60});
     let ok_a = token(Algorithm::ES256, "a", &claims("https://a.test/", "app-a"));
     let ok_b = token(Algorithm::EdDSA, "b", &claims("https://b.test/", "app-b"));
@@ -332,7 +338,7 @@ auth:
     )
     .unwrap();
     let proxy = TestProxy::start_config(tokengate::Config::load(&file).unwrap(), upstream).await;
-    assert!(wait_ready(&proxy, Duration::from_secs(5)).await);
+    assert!(wait_ready(&proxy, DEADLINE).await);
     let from_file = token(Algorithm::EdDSA, "file-key", &idp_claims("f"));
     let from_url = token(Algorithm::ES256, "remote-key", &idp_claims("r"));
     assert_eq!(status(&proxy, &from_file).await, 200);

@@ -76,7 +76,7 @@ async fn a_changed_config_or_key_file_is_reloaded_and_a_broken_one_is_refused() 
 
     // A route change in the config file.
     write_config(&file, upstream, true, true);
-    assert!(eventually(Duration::from_secs(5), async || get(&open, &[]).await.status == 200).await);
+    assert!(eventually(DEADLINE, async || get(&open, &[]).await.status == 200).await);
     assert_eq!(
         metric(proxy.admin, r#"tokengate_config_reloads_total{result="ok"}"#).await,
         1.0
@@ -87,12 +87,9 @@ async fn a_changed_config_or_key_file_is_reloaded_and_a_broken_one_is_refused() 
     assert_eq!(get_with_token(&url, &hs_token(SECRET_A)).await.status, 200);
     std::fs::write(dir.join("hs.secret"), SECRET_B).unwrap();
     assert!(
-        eventually(Duration::from_secs(5), async || get_with_token(
-            &url,
-            &hs_token(SECRET_B)
-        )
-        .await
-        .status
+        eventually(DEADLINE, async || get_with_token(&url, &hs_token(SECRET_B))
+            .await
+            .status
             == 200)
         .await
     );
@@ -101,7 +98,7 @@ async fn a_changed_config_or_key_file_is_reloaded_and_a_broken_one_is_refused() 
     // A broken file: refused once, counted, and the running config keeps serving.
     std::fs::write(&file, "listen: [this is not\n").unwrap();
     assert!(
-        eventually(Duration::from_secs(5), async || metric(
+        eventually(DEADLINE, async || metric(
             proxy.admin,
             r#"tokengate_config_reloads_total{result="invalid"}"#
         )
@@ -130,12 +127,9 @@ async fn sighup_reloads_the_binary_and_a_broken_file_keeps_the_old_config() {
     let (mut child, proxy, admin) = spawn_binary(&file, 2).await;
     let admin: std::net::SocketAddr = admin.parse().unwrap();
     assert!(
-        eventually(Duration::from_secs(5), async || get(
-            &format!("http://{admin}/readyz"),
-            &[]
-        )
-        .await
-        .status
+        eventually(DEADLINE, async || get(&format!("http://{admin}/readyz"), &[])
+            .await
+            .status
             == 200)
         .await
     );
@@ -150,12 +144,12 @@ async fn sighup_reloads_the_binary_and_a_broken_file_keeps_the_old_config() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(get(&open, &[]).await.status, 401);
     hup();
-    assert!(eventually(Duration::from_secs(5), async || get(&open, &[]).await.status == 200).await);
+    assert!(eventually(DEADLINE, async || get(&open, &[]).await.status == 200).await);
 
     std::fs::write(&file, "upstream: { url: 42 }\n").unwrap();
     hup();
     assert!(
-        eventually(Duration::from_secs(5), async || metric(
+        eventually(DEADLINE, async || metric(
             admin,
             r#"tokengate_config_reloads_total{result="invalid"}"#
         )
@@ -218,7 +212,7 @@ routes:
     };
     let before = open().await;
     write("second");
-    let refused = eventually(Duration::from_secs(5), async || {
+    let refused = eventually(DEADLINE, async || {
         metric(proxy.admin, r#"tokengate_config_reloads_total{result="invalid"}"#).await >= 1.0
     })
     .await;

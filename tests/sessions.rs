@@ -6,7 +6,6 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::Request;
@@ -68,7 +67,7 @@ sessions:
 
     async fn start(&self, extra: &str) -> TestProxy {
         let proxy = TestProxy::start_with(&self.config(extra), start_echo().await).await;
-        let ready = wait_until(Duration::from_secs(5), || async {
+        let ready = wait_until(DEADLINE, || async {
             get(&format!("http://{}/readyz", proxy.admin), &[]).await.status == 200
         })
         .await;
@@ -232,7 +231,7 @@ async fn an_expired_access_token_is_renewed_by_refresh(backend: Backend) {
     assert_eq!(pair["expires_in"], 1);
     let access = field(&pair, "access_token");
     assert_eq!(call(&proxy, access).await, 200);
-    let expired = wait_until(Duration::from_secs(4), || async { call(&proxy, access).await == 401 }).await;
+    let expired = wait_until(DEADLINE, || async { call(&proxy, access).await == 401 }).await;
     assert!(expired.is_some(), "the access token expires");
     let reply = get_with_token(&proxy.url("/x"), access).await;
     assert!(reply.www_authenticate().contains("invalid_token"));
@@ -330,7 +329,7 @@ async fn logout_and_logout_all(backend: Backend) {
     .await;
     assert_eq!(reply.status, 204);
     assert_eq!(call(&a, field(&s1, "access_token")).await, 401);
-    let on_b = wait_until(Duration::from_secs(2), || async {
+    let on_b = wait_until(DEADLINE, || async {
         call(other, field(&s1, "access_token")).await == 401
     })
     .await;
@@ -348,10 +347,7 @@ async fn logout_and_logout_all(backend: Backend) {
     assert_eq!(reply.status, 204);
     for s in [&s2, &s3] {
         assert_eq!(call(other, field(s, "access_token")).await, 401);
-        let on_a = wait_until(Duration::from_secs(2), || async {
-            call(&a, field(s, "access_token")).await == 401
-        })
-        .await;
+        let on_a = wait_until(DEADLINE, || async { call(&a, field(s, "access_token")).await == 401 }).await;
         assert!(on_a.is_some());
         assert_eq!(refresh(&a, field(s, "refresh_token")).await.status, 401);
     }
@@ -623,7 +619,7 @@ async fn a_redis_outage_answers_503_and_recovers() {
     assert_eq!(reply.status, 503, "{}", reply.body);
     assert_eq!(reply.headers["retry-after"], "1");
     redis.resume();
-    let ok = wait_until(Duration::from_secs(5), || async {
+    let ok = wait_until(DEADLINE, || async {
         refresh(&proxy, field(&pair, "refresh_token")).await.status == 200
     })
     .await;

@@ -24,8 +24,11 @@ pub fn extract<'a>(
         let found = match source {
             TokenSource::Bearer => bearer(headers)?,
             TokenSource::Header(name) => single_header(headers, name)?,
-            TokenSource::Cookie(name) => cookie(headers, name),
-            TokenSource::Query(name) => query.and_then(|q| query_param(q, name)),
+            TokenSource::Cookie(name) => cookie(headers, name)?,
+            TokenSource::Query(name) => match query {
+                Some(q) => query_param(q, name)?,
+                None => None,
+            },
         };
         if let Some(token) = found {
             if token.len() > max_token_bytes {
@@ -76,33 +79,58 @@ fn single_header<'a>(headers: &'a HeaderMap, name: &http::HeaderName) -> Result<
     Ok(Some(value.trim()))
 }
 
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, AuthError> {
     // HTTP/2 clients may split cookies over several headers (RFC 9113 §8.2.3).
-    headers
+    let mut found = headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim().trim_matches('"'))
+        .filter(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim().trim_matches('"'));
+    let first = found.next();
+    // Frameworks disagree on which of two same-named cookies wins.
+    if found.next().is_some() {
+        return Err(AuthError::Malformed("credential cookie sent twice"));
+    }
+    Ok(first)
 }
 
-fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
-    query
+/// True when the query pair `pair` is parameter `name`, however its name is
+/// percent- or `+`-encoded: the app decodes names before it reads them.
+fn is_param(pair: &str, name: &str) -> bool {
+    let key = pair.split_once('=').map_or(pair, |(k, _)| k);
+    if key == name {
+        return true;
+    }
+    (key.contains('%') || key.contains('+'))
+        && form_urlencoded::parse(pair.as_bytes())
+            .next()
+            .is_some_and(|(k, _)| k == name)
+}
+
+fn query_param<'a>(query: &'a str, name: &str) -> Result<Option<&'a str>, AuthError> {
+    let mut found = query
         .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
+        .filter(|pair| is_param(pair, name))
+        .map(|pair| pair.split_once('=').map_or("", |(_, v)| v));
+    let first = found.next();
+    if found.next().is_some() {
+        return Err(AuthError::Malformed("credential parameter sent twice"));
+    }
+    match first {
+        // A token is base64url and dots; an encoded one would be read
+        // differently by the app than by us.
+        Some(v) if v.contains('%') || v.contains('+') => Err(AuthError::Malformed("encoded credential parameter")),
+        other => Ok(other),
+    }
 }
 
 /// The query string without every `name=...` parameter, so a token sent in the
 /// query never reaches the app's access logs. `None` when nothing remains.
 pub fn remove_query_param(query: &str, name: &str) -> Option<String> {
-    let kept: Vec<&str> = query
-        .split('&')
-        .filter(|pair| pair.split_once('=').map_or(*pair, |(k, _)| k) != name)
-        .collect();
+    let kept: Vec<&str> = query.split('&').filter(|pair| !is_param(pair, name)).collect();
     if kept.iter().all(|p| p.is_empty()) {
         None
     } else {
@@ -187,6 +215,33 @@ mod tests {
         );
         let h = headers(&[("authorization", "Bearer first"), ("x-token", "second")]);
         assert_eq!(extract(&sources, &h, None, 100), Ok("first"));
+    }
+
+    #[test]
+    fn duplicate_and_encoded_credentials_are_refused() {
+        let cookie = [TokenSource::Cookie("at".into())];
+        let h = headers(&[("cookie", "at=a; at=b")]);
+        assert!(matches!(extract(&cookie, &h, None, 100), Err(AuthError::Malformed(_))));
+        let h = headers(&[("cookie", "at=a"), ("cookie", "x=1; at=b")]);
+        assert!(matches!(extract(&cookie, &h, None, 100), Err(AuthError::Malformed(_))));
+        let query = [TokenSource::Query("access_token".into())];
+        let none = HeaderMap::new();
+        for q in [
+            "access_token=a&access_token=b",
+            "access_token=a&access%5Ftoken=b",
+            "access_token=a&%61ccess_token=b",
+            "access_token=a%2Eb",
+        ] {
+            assert!(
+                matches!(extract(&query, &none, Some(q), 100), Err(AuthError::Malformed(_))),
+                "{q}"
+            );
+        }
+        assert_eq!(extract(&query, &none, Some("access%5Ftoken=abc"), 100), Ok("abc"));
+        assert_eq!(
+            remove_query_param("a=1&access%5ftoken=x", "access_token").as_deref(),
+            Some("a=1")
+        );
     }
 
     #[test]

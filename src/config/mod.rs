@@ -39,6 +39,8 @@ pub struct Config {
     pub admin: AdminConfig,
     /// Bounds that stop slow or greedy clients from pinning resources.
     pub limits: Limits,
+    /// How ambiguous request spellings (header names, path parameters) are treated.
+    pub http: HttpRules,
     /// How SIGTERM drains.
     pub shutdown: ShutdownConfig,
     /// Token sources, issuers and keys, identity headers.
@@ -96,6 +98,52 @@ pub struct TlsConfig {
 pub struct AdminConfig {
     /// Where `/metrics`, `/healthz` and `/readyz` are served.
     pub listen: SocketAddr,
+}
+
+/// Rules for request spellings that the app may read differently from us.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HttpRules {
+    /// What happens to a client header whose name contains `_`.
+    pub underscore_headers: UnderscoreHeaders,
+    /// What happens to a path with `;` parameters in a segment.
+    pub path_parameters: PathParameters,
+    /// What happens to a path that a case-insensitive router would serve
+    /// under another route rule than the one it matches.
+    pub case_ambiguous_paths: CaseAmbiguousPaths,
+}
+
+/// `/ADMIN/x` matches no `/admin/` rule, but Express (by default), ASP.NET
+/// and IIS route it to `/admin/x`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CaseAmbiguousPaths {
+    /// Refused with 400 when the rule matched ignoring case differs.
+    #[default]
+    Reject,
+    /// Judged as sent: for apps that route case-sensitively.
+    Allow,
+}
+
+/// Header names with underscores: CGI, WSGI, PHP and Rack read `X_Auth_Subject`
+/// as the same variable as `X-Auth-Subject`, so such names can spoof ours.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UnderscoreHeaders {
+    /// Never forwarded (nginx's default).
+    #[default]
+    Drop,
+    /// Forwarded, unless the name with `_` read as `-` is one the proxy owns.
+    Forward,
+}
+
+/// `;` path parameters (`/admin;jsessionid=1/panel`): Java servers strip
+/// them before routing, other servers keep them as part of the segment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PathParameters {
+    /// A path with `;` (or `%3B`) in it is refused with 400.
+    #[default]
+    Reject,
+    /// Parameters are removed from every segment; the policy judges, and the
+    /// app receives, the path without them.
+    Strip,
 }
 
 /// Resource limits on the proxy listener.
@@ -248,6 +296,8 @@ pub struct Route {
     pub matcher: PathMatch,
     /// Methods the rule covers; `None` covers all.
     pub methods: Option<Vec<http::Method>>,
+    /// Protocols a client may switch to (`Upgrade`), lower-case; `h2c` never.
+    pub upgrades: Vec<String>,
     /// What a request must carry.
     pub access: Access,
 }

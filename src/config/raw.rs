@@ -18,6 +18,7 @@ pub(super) struct RawConfig {
     pub(super) tls: Option<RawTls>,
     pub(super) admin: Option<RawAdmin>,
     pub(super) limits: Option<RawLimits>,
+    pub(super) http: Option<RawHttp>,
     pub(super) shutdown: Option<RawShutdown>,
     pub(super) auth: RawAuth,
     #[serde(default)]
@@ -99,6 +100,14 @@ pub(super) struct RawLimits {
     pub(super) tls_handshake_timeout: Option<S<String>>,
     pub(super) max_connections: Option<S<u64>>,
     pub(super) max_concurrent_streams: Option<S<u64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHttp {
+    pub(super) underscore_headers: Option<S<String>>,
+    pub(super) path_parameters: Option<S<String>>,
+    pub(super) case_ambiguous_paths: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -187,6 +196,7 @@ pub(super) struct RawRoute {
     pub(super) path: Option<S<String>>,
     pub(super) prefix: Option<S<String>>,
     pub(super) methods: Option<Vec<S<String>>>,
+    pub(super) upgrades: Option<Vec<S<String>>>,
     pub(super) public: Option<S<bool>>,
     pub(super) require: Option<RawRequire>,
 }

@@ -13,6 +13,8 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use super::raw::*;
 use super::*;
 
+mod requests;
+
 const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
 const DEFAULT_ADMIN_LISTEN: &str = "0.0.0.0:9090";
 /// The session control API: loopback, since the app shares the pod's network.
@@ -147,6 +149,7 @@ pub(super) fn validate(raw: RawConfig, files: FileBase<'_>) -> Result<Config, Ve
         );
     }
     let limits = limits(&mut c, raw.limits.as_ref());
+    let http = requests::http_rules(&mut c, raw.http.as_ref());
     let shutdown = ShutdownConfig {
         delay: c.duration(
             "shutdown.delay",
@@ -218,6 +221,7 @@ pub(super) fn validate(raw: RawConfig, files: FileBase<'_>) -> Result<Config, Ve
         tls,
         admin,
         limits,
+        http,
         shutdown,
         auth,
         routes,
@@ -1250,6 +1254,7 @@ fn route(c: &mut Check<'_>, path: &str, raw: &RawRoute) -> Option<Route> {
             Some(out)
         }
     };
+    let upgrades = requests::upgrades(c, path, raw.upgrades.as_deref());
     let public = raw.public.as_ref().is_some_and(|p| p.value);
     let access = match (public, &raw.require) {
         (true, Some(_)) => {
@@ -1267,11 +1272,23 @@ fn route(c: &mut Check<'_>, path: &str, raw: &RawRoute) -> Option<Route> {
     Some(Route {
         matcher,
         methods,
+        upgrades,
         access,
     })
 }
 
 fn route_path(c: &mut Check<'_>, path: &str, v: &S<String>) -> Option<String> {
+    if crate::path::has_parameters(&v.value) {
+        c.problem(
+            path,
+            line(v),
+            format!(
+                "`{}`: `;` path parameters are refused or stripped before routes are matched",
+                v.value
+            ),
+        );
+        return None;
+    }
     match crate::path::normalise(&v.value) {
         Ok(n) if n == v.value => Some(n.into_owned()),
         Ok(n) => {

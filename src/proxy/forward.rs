@@ -7,13 +7,21 @@
 //! request in it, a sixth of the request path (docs/benchmarks.md). One
 //! upstream needs only a stack: take the most recently used connection that
 //! can take a request, or open one.
+//!
+//! A keep-alive connection the app closes just as a request goes out loses
+//! that request. GET, HEAD and OPTIONS requests without a body are resent
+//! once on a fresh connection when the app gave no answer at all (as nginx
+//! and Go's client do); other requests never are, since the app may have
+//! acted on them.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use http::uri::Authority;
-use http::{HeaderValue, Request, Response};
-use hyper::body::Incoming;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri};
+use http_body_util::{Either, Empty};
+use hyper::body::{Body, Incoming};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -32,6 +40,39 @@ pub enum UpstreamError {
     /// Reset, closed early, or spoke broken HTTP (502).
     #[error("upstream exchange failed: {0}")]
     Reset(#[source] hyper::Error),
+    /// Switched protocols (101) to one the client did not ask for (502).
+    #[error("upstream switched to a protocol nobody asked for")]
+    Protocol,
+    /// The client's body failed while it was being sent: malformed chunked
+    /// encoding, or cut short. The client's fault, not the app's (400).
+    #[error("client body failed: {0}")]
+    ClientBody(#[source] hyper::Error),
+}
+
+/// What is sent upstream: the client's streamed body, or none (a resend).
+type UpstreamBody = Either<Incoming, Empty<Bytes>>;
+
+/// What a resend needs of a bodiless request.
+struct Head {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+}
+
+impl Head {
+    fn request(self) -> Request<UpstreamBody> {
+        let mut req = Request::new(Either::Right(Empty::new()));
+        *req.method_mut() = self.method;
+        *req.uri_mut() = self.uri;
+        *req.headers_mut() = self.headers;
+        req
+    }
+}
+
+/// Whether the app can have answered nothing before `e`: a connection
+/// closed or reset under the request, not a response it sent.
+fn unanswered(e: &hyper::Error) -> bool {
+    !(e.is_parse() || e.is_parse_status() || e.is_user() || e.is_timeout())
 }
 
 /// The upstream and its idle connections.
@@ -46,7 +87,7 @@ pub struct Upstream {
 }
 
 struct Idle {
-    sender: SendRequest<Incoming>,
+    sender: SendRequest<UpstreamBody>,
     since: Instant,
 }
 
@@ -86,7 +127,17 @@ impl Upstream {
             Some(sender) => (sender, true),
             None => (self.connect().await?, false),
         };
-        let result = match sender.try_send_request(req).await {
+        // Kept only where a resend may be needed: a reused connection and a
+        // request the app may safely get twice.
+        let resend = (reused
+            && matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+            && req.body().is_end_stream())
+        .then(|| Head {
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            headers: req.headers().clone(),
+        });
+        let result = match sender.try_send_request(req.map(Either::Left)).await {
             Ok(response) => Ok(response),
             // An idle connection the app closed just as we took it: the
             // request was never written, so it is safe to send it once more
@@ -94,9 +145,19 @@ impl Upstream {
             Err(mut e) if reused && e.message().is_some() => {
                 let req = e.take_message().ok_or_else(|| UpstreamError::Reset(e.into_error()))?;
                 sender = self.connect().await?;
-                sender.send_request(req).await.map_err(UpstreamError::Reset)
+                sender.send_request(req).await.map_err(classify)
             }
-            Err(e) => Err(UpstreamError::Reset(e.into_error())),
+            Err(e) => {
+                let e = e.into_error();
+                match resend {
+                    Some(head) if unanswered(&e) => {
+                        tracing::debug!(error = %e, "reused upstream connection lost an idempotent request; resending");
+                        sender = self.connect().await?;
+                        sender.send_request(head.request()).await.map_err(classify)
+                    }
+                    _ => Err(classify(e)),
+                }
+            }
         };
         if result.is_ok() {
             // Back on the stack now; it takes the next request once this
@@ -108,7 +169,7 @@ impl Upstream {
 
     /// The most recently used connection ready for a request; drops closed
     /// and long-idle ones on the way.
-    fn checkout(&self) -> Option<SendRequest<Incoming>> {
+    fn checkout(&self) -> Option<SendRequest<UpstreamBody>> {
         let now = Instant::now();
         let mut idle = self.pool.lock().unwrap_or_else(|e| e.into_inner());
         idle.retain(|c| !c.sender.is_closed() && now.duration_since(c.since) < self.idle_timeout);
@@ -116,7 +177,7 @@ impl Upstream {
         Some(idle.swap_remove(at).sender)
     }
 
-    fn checkin(&self, sender: SendRequest<Incoming>) {
+    fn checkin(&self, sender: SendRequest<UpstreamBody>) {
         let mut idle = self.pool.lock().unwrap_or_else(|e| e.into_inner());
         if idle.len() < self.max_idle {
             idle.push(Idle {
@@ -128,7 +189,7 @@ impl Upstream {
         // response in flight and closes.
     }
 
-    async fn connect(&self) -> Result<SendRequest<Incoming>, UpstreamError> {
+    async fn connect(&self) -> Result<SendRequest<UpstreamBody>, UpstreamError> {
         let connect = async {
             let stream = TcpStream::connect(self.authority.as_str()).await?;
             stream.set_nodelay(true)?;
@@ -151,5 +212,14 @@ impl Upstream {
                 format!("connect timed out after {:?}", self.connect_timeout),
             ))),
         }
+    }
+}
+
+/// The client's body failing is the client's fault; anything else the app's.
+fn classify(e: hyper::Error) -> UpstreamError {
+    if e.is_user() {
+        UpstreamError::ClientBody(e)
+    } else {
+        UpstreamError::Reset(e)
     }
 }

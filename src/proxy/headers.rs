@@ -8,7 +8,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Request, Version};
 use serde_json::Value;
 
 use crate::auth::Claims;
-use crate::config::IdentityHeaders;
+use crate::config::{IdentityHeaders, UnderscoreHeaders};
 
 /// Hop-by-hop headers of RFC 9110 §7.6.1 plus the legacy ones proxies still see.
 // Names, not strings: removing by `&str` parses and validates the name on
@@ -30,11 +30,67 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-/// True for an HTTP/1.1 request asking to switch protocols (WebSocket).
-pub fn is_upgrade<B>(req: &Request<B>) -> bool {
-    req.version() == Version::HTTP_11
-        && req.headers().contains_key(UPGRADE)
-        && connection_tokens(req.headers()).any(|t| t.eq_ignore_ascii_case("upgrade"))
+/// Names the proxy sets, strips or reads framing from, whatever the
+/// config: a client header that spells one of these with `_` for `-` is
+/// never forwarded (a CGI-style server would read it as the real one).
+pub const OWNED: [&str; 14] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+];
+
+/// The protocol an HTTP/1.1 request asks to switch to: its one `Upgrade`
+/// header with one token, and `upgrade` among the `Connection` tokens.
+/// A request offering several protocols gets none (it is forwarded as a
+/// plain request).
+pub fn requested_upgrade<B>(req: &Request<B>) -> Option<&str> {
+    if req.version() != Version::HTTP_11 {
+        return None;
+    }
+    let mut values = req.headers().get_all(UPGRADE).iter();
+    let protocol = values.next()?.to_str().ok()?.trim();
+    if values.next().is_some() || protocol.is_empty() || protocol.contains(',') {
+        return None;
+    }
+    connection_tokens(req.headers())
+        .any(|t| t.eq_ignore_ascii_case("upgrade"))
+        .then_some(protocol)
+}
+
+/// Removes client headers whose name has an `_`: every one (`drop`), or
+/// (`forward`) those that name a header in `owned` once `_` reads as `-`.
+/// Names are lower-case already (`HeaderName`).
+pub fn strip_underscored(headers: &mut HeaderMap, rule: UnderscoreHeaders, owned: &[String]) {
+    // The common case, no `_` anywhere, costs one scan and no allocation.
+    if !headers.keys().any(|n| n.as_str().contains('_')) {
+        return;
+    }
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| n.as_str().contains('_'))
+        .filter(|n| match rule {
+            UnderscoreHeaders::Drop => true,
+            UnderscoreHeaders::Forward => {
+                let folded = n.as_str().replace('_', "-");
+                owned.contains(&folded)
+            }
+        })
+        .cloned()
+        .collect();
+    for name in doomed {
+        headers.remove(name);
+    }
 }
 
 fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
@@ -210,9 +266,49 @@ mod tests {
             .header("upgrade", "websocket")
             .body(())
             .unwrap();
-        assert!(is_upgrade(&req));
+        assert_eq!(requested_upgrade(&req), Some("websocket"));
         let req = Request::builder().header("upgrade", "websocket").body(()).unwrap();
-        assert!(!is_upgrade(&req));
+        assert_eq!(requested_upgrade(&req), None);
+        let req = Request::builder()
+            .header("connection", "Upgrade")
+            .header("upgrade", "websocket, h2c")
+            .body(())
+            .unwrap();
+        assert_eq!(requested_upgrade(&req), None);
+        let req = Request::builder()
+            .header("connection", "Upgrade")
+            .header("upgrade", "websocket")
+            .header("upgrade", "h2c")
+            .body(())
+            .unwrap();
+        assert_eq!(requested_upgrade(&req), None);
+        let req = Request::builder()
+            .version(Version::HTTP_10)
+            .header("connection", "Upgrade")
+            .header("upgrade", "websocket")
+            .body(())
+            .unwrap();
+        assert_eq!(requested_upgrade(&req), None);
+    }
+
+    #[test]
+    fn underscore_names() {
+        let owned = vec!["x-auth-subject".to_owned(), "transfer-encoding".to_owned()];
+        let sample = || {
+            map(&[
+                ("x_auth_subject", "root"),
+                ("transfer_encoding", "chunked"),
+                ("x_custom", "1"),
+                ("x-auth-email", "kept"),
+            ])
+        };
+        let mut h = sample();
+        strip_underscored(&mut h, UnderscoreHeaders::Drop, &owned);
+        assert_eq!(h.len(), 1, "{h:?}");
+        let mut h = sample();
+        strip_underscored(&mut h, UnderscoreHeaders::Forward, &owned);
+        assert_eq!(h.len(), 2, "{h:?}");
+        assert!(h.contains_key("x_custom") && h.contains_key("x-auth-email"));
     }
 
     #[test]

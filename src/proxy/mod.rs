@@ -1,8 +1,10 @@
-//! The proxy service: normalise -> route policy -> authenticate -> revocation
-//! -> authorize -> prepare headers -> forward -> record. One hand-written hyper `Service`.
+//! The proxy service: framing checks -> normalise -> route policy ->
+//! authenticate -> revocation -> authorize -> prepare headers -> forward ->
+//! record. One hand-written hyper `Service`.
 
 pub mod forward;
 pub mod headers;
+pub mod request;
 pub mod respond;
 
 use std::borrow::Cow;
@@ -25,12 +27,13 @@ use arc_swap::ArcSwap;
 use self::forward::Upstream;
 use self::respond::{Rejection, respond};
 use crate::auth::{Authenticator, Claims, authorize, remove_query_param};
-use crate::config::{Access, AuthConfig, IdentityHeaders, TokenSource};
+use crate::config::{Access, AuthConfig, CaseAmbiguousPaths, HttpRules, IdentityHeaders, PathParameters, TokenSource};
 use crate::keys::KeyStore;
 use crate::metrics::{Metrics, Reason};
 use crate::path;
 use crate::revocation::{Revocations, unix_ms};
 use crate::route::RoutePolicy;
+use crate::server::Lease;
 use crate::session::{self, Sessions};
 
 /// Response body: the app's streamed body, or a small body of our own.
@@ -55,6 +58,10 @@ pub struct Snapshot {
     token_query_params: Vec<String>,
     upstream: Arc<Upstream>,
     realm: String,
+    http: HttpRules,
+    /// Lower-case names no client header may spell with `_` for `-`: the
+    /// fixed ones, the identity headers and the token source headers.
+    owned: Vec<String>,
 }
 
 impl Snapshot {
@@ -75,6 +82,15 @@ impl Snapshot {
                 _ => None,
             })
             .collect();
+        let owned = headers::OWNED
+            .iter()
+            .map(|n| (*n).to_owned())
+            .chain(auth.identity.names().map(|n| n.as_str().to_owned()))
+            .chain(auth.sources.iter().filter_map(|s| match s {
+                TokenSource::Header(name) => Some(name.as_str().to_owned()),
+                _ => None,
+            }))
+            .collect();
         Snapshot {
             policy,
             auth: Authenticator::new(auth, stores, max_token_bytes),
@@ -82,7 +98,15 @@ impl Snapshot {
             token_query_params,
             upstream,
             realm: auth.realm.clone(),
+            http: HttpRules::default(),
+            owned,
         }
+    }
+
+    /// Applies the `http:` rules (the defaults otherwise).
+    pub fn with_http(mut self, http: HttpRules) -> Self {
+        self.http = http;
+        self
     }
 
     /// The upstream client, reused by a reload that keeps the upstream.
@@ -119,15 +143,17 @@ impl Proxy {
     }
 
     /// The service for one accepted connection.
-    pub fn service(self: &Arc<Self>, peer: SocketAddr, tls: bool) -> ProxyService {
+    pub fn service(self: &Arc<Self>, peer: SocketAddr, tls: bool, lease: Lease) -> ProxyService {
         ProxyService {
             proxy: self.clone(),
             peer,
             scheme: if tls { "https" } else { "http" },
+            lease,
         }
     }
 
-    async fn handle(&self, req: Request<Incoming>, peer: SocketAddr, scheme: &'static str) -> Response<ProxyBody> {
+    async fn handle(&self, req: Request<Incoming>, conn: &ProxyService) -> Response<ProxyBody> {
+        let peer = conn.peer;
         let started = Instant::now();
         // Cheap clones (no allocation for standard methods; the URI is shared
         // bytes), kept so a rejection can be logged after `req` is consumed.
@@ -135,7 +161,7 @@ impl Proxy {
         let uri = req.uri().clone();
         // One snapshot for the whole request, even if a reload lands meanwhile.
         let snapshot = self.current.load_full();
-        let (reason, response) = match self.serve(&snapshot, req, peer, scheme).await {
+        let (reason, response) = match self.serve(&snapshot, req, conn).await {
             Ok((reason, response)) => (reason, response),
             Err(rejection) => {
                 let reason = rejection.reason();
@@ -163,13 +189,17 @@ impl Proxy {
         &self,
         snapshot: &Snapshot,
         mut req: Request<Incoming>,
-        peer: SocketAddr,
-        scheme: &'static str,
+        conn: &ProxyService,
     ) -> Result<(Reason, Response<ProxyBody>), Rejection> {
-        let normalised: Option<String> = match path::normalise(req.uri().path())? {
+        request::check(&req)?;
+        let mut normalised: Option<String> = match path::normalise(req.uri().path())? {
             Cow::Borrowed(_) => None,
             Cow::Owned(p) => Some(p),
         };
+        let strip = snapshot.http.path_parameters == PathParameters::Strip;
+        if let Cow::Owned(p) = path::parameters(normalised.as_deref().unwrap_or(req.uri().path()), strip)? {
+            normalised = Some(p);
+        }
         let path = normalised.as_deref().unwrap_or(req.uri().path());
         if let Some(sessions) = &self.sessions
             && let Some(endpoint) = sessions.endpoint(path)
@@ -182,8 +212,14 @@ impl Proxy {
             let response = session::http::serve(sessions, endpoint, req, caller).await;
             return Ok((Reason::SessionEndpoint, response.map(Either::Right)));
         }
+        let rule = snapshot.policy.rule(req.method(), path);
+        if snapshot.http.case_ambiguous_paths == CaseAmbiguousPaths::Reject
+            && snapshot.policy.case_ambiguous(req.method(), path, rule)
+        {
+            return Err(Rejection::BadPath(path::PathError::CaseAmbiguous));
+        }
         let claims = self
-            .admit(snapshot, req.method(), path, req.headers(), req.uri().query())
+            .judge(snapshot, &rule.access, req.headers(), req.uri().query())
             .await?;
         let reason = if claims.is_some() {
             Reason::Authorized
@@ -191,13 +227,18 @@ impl Proxy {
             Reason::Public
         };
 
-        let upgrade = headers::is_upgrade(&req);
-        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+        // Only after the full decision, and only to a protocol this route
+        // allows; any other `Upgrade` is dropped with the hop-by-hop headers.
+        let upgrade = headers::requested_upgrade(&req)
+            .filter(|p| rule.allows_upgrade(p))
+            .map(str::to_owned);
+        let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
         let host = headers::client_host(&req);
         *req.uri_mut() = snapshot.upstream_uri(req.uri(), normalised)?;
         *req.version_mut() = Version::HTTP_11;
         let h = req.headers_mut();
-        headers::strip_hop_by_hop(h, upgrade);
+        headers::strip_hop_by_hop(h, upgrade.is_some());
+        headers::strip_underscored(h, snapshot.http.underscore_headers, &snapshot.owned);
         headers::strip_identity(h, &snapshot.identity);
         if let Some(claims) = &claims {
             headers::inject_identity(h, &snapshot.identity, claims);
@@ -205,26 +246,48 @@ impl Proxy {
         if let Some(host) = &host {
             h.insert(http::header::HOST, host.clone());
         }
-        headers::set_forwarded(h, peer.ip(), scheme, host);
+        headers::set_forwarded(h, conn.peer.ip(), conn.scheme, host);
 
         let mut response = snapshot.upstream.send(req).await?;
         let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
-        if let (true, Some(client_upgrade)) = (switching, client_upgrade) {
+        if switching {
+            // The app must switch to exactly the protocol the client asked
+            // for and this route allows; anything else would be a tunnel
+            // nobody judged.
+            let answered = response
+                .headers()
+                .get(http::header::UPGRADE)
+                .and_then(|v| v.to_str().ok());
+            let (Some(asked), Some(client_upgrade), Some(answered)) = (&upgrade, client_upgrade, answered) else {
+                return Err(Rejection::Upstream(forward::UpstreamError::Protocol));
+            };
+            if !answered.trim().eq_ignore_ascii_case(asked) {
+                return Err(Rejection::Upstream(forward::UpstreamError::Protocol));
+            }
             let upstream_upgrade = hyper::upgrade::on(&mut response);
+            let lease = conn.lease.clone();
             tokio::spawn(async move {
-                match tokio::try_join!(client_upgrade, upstream_upgrade) {
-                    Ok((client, upstream)) => {
-                        let mut client = TokioIo::new(client);
-                        let mut upstream = TokioIo::new(upstream);
-                        // Either side closing ends the tunnel; errors here are
-                        // ordinary disconnects.
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                let tunnel = async {
+                    match tokio::try_join!(client_upgrade, upstream_upgrade) {
+                        Ok((client, upstream)) => {
+                            let mut client = TokioIo::new(client);
+                            let mut upstream = TokioIo::new(upstream);
+                            // Either side closing ends the tunnel; errors here
+                            // are ordinary disconnects.
+                            let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                        }
+                        Err(e) => tracing::debug!(error = %e, "protocol upgrade failed"),
                     }
-                    Err(e) => tracing::debug!(error = %e, "protocol upgrade failed"),
+                };
+                // The tunnel holds the connection's slot until it ends, or
+                // until the drain deadline cuts it.
+                tokio::select! {
+                    _ = tunnel => {}
+                    _ = lease.cut() => {}
                 }
             });
         }
-        headers::strip_hop_by_hop(response.headers_mut(), switching && upgrade);
+        headers::strip_hop_by_hop(response.headers_mut(), switching);
         Ok((reason, response.map(Either::Left)))
     }
 
@@ -241,7 +304,19 @@ impl Proxy {
         headers: &http::HeaderMap,
         query: Option<&str>,
     ) -> Result<Option<Arc<Claims>>, Rejection> {
-        match snapshot.policy.access(method, path) {
+        self.judge(snapshot, snapshot.policy.access(method, path), headers, query)
+            .await
+    }
+
+    /// The decision once the route rule is known.
+    async fn judge(
+        &self,
+        snapshot: &Snapshot,
+        access: &Access,
+        headers: &http::HeaderMap,
+        query: Option<&str>,
+    ) -> Result<Option<Arc<Claims>>, Rejection> {
+        match access {
             Access::Public => Ok(None),
             Access::Token(requirements) => {
                 let claims = self.authenticated(snapshot, headers, query).await?;
@@ -277,11 +352,14 @@ impl Snapshot {
     fn upstream_uri(&self, original: &Uri, normalised: Option<String>) -> Result<Uri, Rejection> {
         let query = original.query();
         let stripped_query: Option<Option<String>> = match query {
-            Some(q) if self.token_query_params.iter().any(|p| q.contains(p.as_str())) => Some(
-                self.token_query_params
-                    .iter()
-                    .try_fold(q.to_owned(), |acc, p| remove_query_param(&acc, p)),
-            ),
+            // `%` or `+`: a parameter name may be encoded (`access%5Ftoken`).
+            Some(q) if q.contains(['%', '+']) || self.token_query_params.iter().any(|p| q.contains(p.as_str())) => {
+                Some(
+                    self.token_query_params
+                        .iter()
+                        .try_fold(q.to_owned(), |acc, p| remove_query_param(&acc, p)),
+                )
+            }
             _ => None,
         };
         let path_and_query = match (normalised, stripped_query) {
@@ -312,6 +390,8 @@ pub struct ProxyService {
     proxy: Arc<Proxy>,
     peer: SocketAddr,
     scheme: &'static str,
+    /// The connection's slot, handed to a tunnel if the connection becomes one.
+    lease: Lease,
 }
 
 impl hyper::service::Service<Request<Incoming>> for ProxyService {
@@ -321,6 +401,6 @@ impl hyper::service::Service<Request<Incoming>> for ProxyService {
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         let this = self.clone();
-        Box::pin(async move { Ok(this.proxy.handle(req, this.peer, this.scheme).await) })
+        Box::pin(async move { Ok(this.proxy.handle(req, &this).await) })
     }
 }

@@ -9,6 +9,7 @@ use http::{HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 
 use super::forward::UpstreamError;
+use super::request::BadRequest;
 use crate::auth::{AuthError, Forbidden};
 use crate::metrics::Reason;
 use crate::path::PathError;
@@ -20,6 +21,9 @@ pub enum Rejection {
     /// 400: no safe normal form for the path.
     #[error("bad path: {0}")]
     BadPath(#[from] PathError),
+    /// 400: framing the proxy and the app could read differently.
+    #[error("bad request: {0}")]
+    BadRequest(#[from] BadRequest),
     /// 401: no valid credentials.
     #[error("unauthenticated: {0}")]
     Auth(#[from] AuthError),
@@ -39,6 +43,7 @@ impl Rejection {
     pub fn reason(&self) -> Reason {
         match self {
             Rejection::BadPath(_) => Reason::BadPath,
+            Rejection::BadRequest(_) => Reason::BadRequest,
             Rejection::Auth(e) => e.reason(),
             Rejection::Revocation(RevocationError::Revoked) => Reason::Revoked,
             Rejection::Revocation(RevocationError::Stale { .. }) => Reason::RevocationStale,
@@ -47,6 +52,8 @@ impl Rejection {
             Rejection::Upstream(UpstreamError::Connect(_)) => Reason::UpstreamConnect,
             Rejection::Upstream(UpstreamError::Reset(_)) => Reason::UpstreamReset,
             Rejection::Upstream(UpstreamError::Timeout(_)) => Reason::UpstreamTimeout,
+            Rejection::Upstream(UpstreamError::Protocol) => Reason::UpstreamProtocol,
+            Rejection::Upstream(UpstreamError::ClientBody(_)) => Reason::ClientBody,
         }
     }
 }
@@ -72,6 +79,13 @@ pub fn respond(rejection: &Rejection, realm: &str) -> Response<Full<Bytes>> {
             Challenge::None,
             "invalid_request",
             "malformed request path",
+        ),
+        Rejection::BadRequest(_) => (S::BAD_REQUEST, Challenge::None, "invalid_request", "malformed request"),
+        Rejection::Upstream(UpstreamError::ClientBody(_)) => (
+            S::BAD_REQUEST,
+            Challenge::None,
+            "invalid_request",
+            "malformed request body",
         ),
         Rejection::Auth(e) => match e {
             AuthError::MissingToken => (
@@ -126,7 +140,7 @@ pub fn respond(rejection: &Rejection, realm: &str) -> Response<Full<Bytes>> {
             "insufficient_scope",
             "the token does not grant access to this resource",
         ),
-        Rejection::Upstream(UpstreamError::Connect(_) | UpstreamError::Reset(_)) => {
+        Rejection::Upstream(UpstreamError::Connect(_) | UpstreamError::Reset(_) | UpstreamError::Protocol) => {
             (S::BAD_GATEWAY, Challenge::None, "bad_gateway", "upstream unavailable")
         }
         Rejection::Upstream(UpstreamError::Timeout(_)) => (

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod jwks;
+pub mod raw;
 pub mod redis;
 
 use std::collections::HashMap;
@@ -364,17 +365,30 @@ pub fn raw_token(header: &Value, claims: &Value, signature: &str) -> String {
     format!("{}.{}.{}", b64(header), b64(claims), signature)
 }
 
-/// Reads a metric value from the admin endpoint (0 when absent).
+/// Reads a metric value from the admin endpoint; a missing series fails the
+/// test (a renamed or unregistered metric must not read as zero).
 pub async fn metric(admin: SocketAddr, series: &str) -> f64 {
     let text = get(&format!("http://{admin}/metrics"), &[]).await.body;
     parse_metric(&text, series)
 }
 
+/// A metric value, or `None` while the series does not exist yet (for
+/// polling a series that appears with its first event).
+pub async fn metric_opt(admin: SocketAddr, series: &str) -> Option<f64> {
+    let text = get(&format!("http://{admin}/metrics"), &[]).await.body;
+    parse_metric_opt(&text, series)
+}
+
+/// The value of `series` in an exposition; panics when it is missing.
 pub fn parse_metric(text: &str, series: &str) -> f64 {
+    parse_metric_opt(text, series).unwrap_or_else(|| panic!("series `{series}` is missing from /metrics"))
+}
+
+/// The value of `series` in an exposition, if present.
+pub fn parse_metric_opt(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
         .map(|v| v.trim().parse().unwrap())
-        .unwrap_or(0.0)
 }
 
 /// Counts of `tokengate_requests_total` by reason.
@@ -388,6 +402,19 @@ pub async fn reasons(admin: SocketAddr) -> HashMap<String, f64> {
             Some((reason, value))
         })
         .collect()
+}
+
+/// How long a test waits for something that must happen: generous, since
+/// a 2-core machine running the whole suite can be slow, and a wait on a
+/// condition costs nothing when the condition comes quickly.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Tests that load the machine heavily (hundreds of thousands of Redis
+/// entries, long bursts) take this lock, so two of them never starve each
+/// other inside one test binary.
+pub async fn heavy() -> tokio::sync::MutexGuard<'static, ()> {
+    static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    HEAVY.lock().await
 }
 
 /// Polls `f` every 10 ms until it is true; returns how long that took.

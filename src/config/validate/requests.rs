@@ -1,0 +1,148 @@
+//! The `http:` section and a route's `upgrades`: how request spellings that
+//! the app may read differently from us are treated.
+
+use super::super::raw::{RawHttp, S};
+use super::super::{CaseAmbiguousPaths, HttpRules, PathParameters, UnderscoreHeaders};
+use super::{Check, line};
+
+/// Upgrade tokens no route may allow: `h2c` switches the connection to
+/// HTTP/2, whose requests would then reach the app unjudged.
+const NEVER_UPGRADE: &[&str] = &["h2c", "h2"];
+
+pub(super) fn http_rules(c: &mut Check<'_>, raw: Option<&RawHttp>) -> HttpRules {
+    let mut rules = HttpRules::default();
+    let Some(raw) = raw else { return rules };
+    if let Some(v) = &raw.underscore_headers {
+        match v.value.as_str() {
+            "drop" => rules.underscore_headers = UnderscoreHeaders::Drop,
+            "forward" => rules.underscore_headers = UnderscoreHeaders::Forward,
+            other => c.problem(
+                "http.underscore_headers",
+                line(v),
+                format!("`{other}` is not one of: drop, forward"),
+            ),
+        }
+    }
+    if let Some(v) = &raw.path_parameters {
+        match v.value.as_str() {
+            "reject" => rules.path_parameters = PathParameters::Reject,
+            "strip" => rules.path_parameters = PathParameters::Strip,
+            other => c.problem(
+                "http.path_parameters",
+                line(v),
+                format!("`{other}` is not one of: reject, strip"),
+            ),
+        }
+    }
+    if let Some(v) = &raw.case_ambiguous_paths {
+        match v.value.as_str() {
+            "reject" => rules.case_ambiguous_paths = CaseAmbiguousPaths::Reject,
+            "allow" => rules.case_ambiguous_paths = CaseAmbiguousPaths::Allow,
+            other => c.problem(
+                "http.case_ambiguous_paths",
+                line(v),
+                format!("`{other}` is not one of: reject, allow"),
+            ),
+        }
+    }
+    rules
+}
+
+/// The protocols a route lets clients switch to; WebSocket when unset.
+pub(super) fn upgrades(c: &mut Check<'_>, path: &str, raw: Option<&[S<String>]>) -> Vec<String> {
+    let Some(list) = raw else {
+        return vec!["websocket".to_owned()];
+    };
+    let mut out = Vec::with_capacity(list.len());
+    for (i, v) in list.iter().enumerate() {
+        let token = v.value.to_ascii_lowercase();
+        let at = format!("{path}.upgrades[{i}]");
+        if token.is_empty()
+            || !token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~/".contains(&b))
+        {
+            c.problem(at, line(v), format!("`{}` is not a protocol name", v.value));
+        } else if NEVER_UPGRADE.contains(&token.split('/').next().unwrap_or(&token)) {
+            c.problem(
+                at,
+                line(v),
+                format!(
+                    "`{}` would open an HTTP/2 connection to the app whose requests the proxy never judges",
+                    v.value
+                ),
+            );
+        } else {
+            out.push(token);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, ConfigError, FileBase, PathParameters, UnderscoreHeaders};
+
+    const BASE: &str = "upstream: { url: \"http://127.0.0.1:3000\" }
+auth:
+  issuers:
+    - issuer: t
+      keys: [{ algorithm: HS256, secret_file: dev-hs256-secret.DEVELOPMENT-ONLY.txt }]
+";
+
+    fn load(yaml: &str) -> Result<Config, ConfigError> {
+        Config::from_yaml_str(&format!("{BASE}{yaml}"), FileBase::Embedded, "t")
+    }
+
+    fn problems(yaml: &str) -> Vec<String> {
+        match load(yaml) {
+            Ok(_) => Vec::new(),
+            Err(ConfigError::Invalid { problems, .. }) => {
+                problems.iter().map(|p| format!("{}: {}", p.path, p.message)).collect()
+            }
+            Err(e) => vec![e.to_string()],
+        }
+    }
+
+    #[test]
+    fn defaults_drop_underscores_reject_parameters_and_allow_websocket() {
+        let c = load("routes: [{ prefix: / }]\n").unwrap();
+        assert_eq!(c.http.underscore_headers, UnderscoreHeaders::Drop);
+        assert_eq!(c.http.path_parameters, PathParameters::Reject);
+        assert_eq!(c.routes[0].upgrades, ["websocket"]);
+    }
+
+    #[test]
+    fn table() {
+        let cases: &[(&str, &[&str])] = &[
+            (
+                "http: { underscore_headers: forward, path_parameters: strip, case_ambiguous_paths: allow }\n",
+                &[],
+            ),
+            (
+                "http: { case_ambiguous_paths: insensitive }\n",
+                &["http.case_ambiguous_paths: `insensitive` is not one of: reject, allow"],
+            ),
+            (
+                "http: { underscore_headers: yes }\n",
+                &["http.underscore_headers: `yes` is not one of: drop, forward"],
+            ),
+            (
+                "http: { path_parameters: keep }\n",
+                &["http.path_parameters: `keep` is not one of: reject, strip"],
+            ),
+            ("routes: [{ prefix: /ws/, upgrades: [websocket, TLS/1.0] }]\n", &[]),
+            ("routes: [{ prefix: /, upgrades: [] }]\n", &[]),
+            (
+                "routes: [{ prefix: /, upgrades: [H2C, \"a b\"] }]\n",
+                &[
+                    "routes[0].upgrades[0]: `H2C` would open an HTTP/2 connection to the app whose requests the proxy never judges",
+                    "routes[0].upgrades[1]: `a b` is not a protocol name",
+                ],
+            ),
+        ];
+        for (yaml, want) in cases {
+            assert_eq!(problems(yaml), *want, "{yaml}");
+        }
+    }
+}
