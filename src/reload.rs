@@ -92,7 +92,8 @@ pub(crate) fn build(
         config.limits.max_token_bytes,
         upstream.clone(),
     )
-    .with_http(config.http);
+    .with_http(config.http.clone())
+    .with_tunnel_idle_timeout(config.limits.tunnel_idle_timeout);
     let files = config.path.iter().chain(&config.files).cloned().collect();
     let state = State {
         upstream_config: config.upstream.clone(),

@@ -167,7 +167,7 @@ fn granted(policy: &RoutePolicy, method: &str, path: &str, caller: Caller) -> bo
 }
 
 /// Spoofed identity and forwarding headers, in every spelling.
-const SPOOFS: &str = "X_Auth_Subject: root\r\nx-auth-subject: root\r\nX-Auth_Email: root@x\r\nX_Forwarded_Host: admin.internal\r\nX_Forwarded_Proto: https\r\n";
+const SPOOFS: &str = "X_Auth_Subject: root\r\nx-auth-subject: root\r\nX.Auth.Subject: root\r\nX-Auth_Email: root@x\r\nX_Forwarded_Host: admin.internal\r\nX_Forwarded_Proto: https\r\nX-Original-URL: /admin/panel\r\nX-HTTP-Method-Override: DELETE\r\n";
 
 /// (method, target, extra header lines) sent by every caller.
 fn corpus() -> Vec<(&'static str, &'static str, &'static str)> {
@@ -229,6 +229,8 @@ fn check(policy: &RoutePolicy, server: &str, what: &str, caller: Caller, method:
     assert_eq!(env["HTTP_X_FORWARDED_HOST"], "app.test", "{context}");
     assert!(env["HTTP_TRANSFER_ENCODING"].is_null(), "{context}");
     assert!(env["HTTP_UPGRADE"].is_null(), "{context}");
+    assert!(env["HTTP_X_ORIGINAL_URL"].is_null(), "{context}");
+    assert!(env["HTTP_X_HTTP_METHOD_OVERRIDE"].is_null(), "{context}");
     let version = seen["version"].as_str().unwrap_or("");
     assert!(!version.contains('2'), "switched to HTTP/2: {context}");
 }

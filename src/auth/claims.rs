@@ -54,15 +54,17 @@ impl Claims {
 
     /// Granted scopes: the space-separated `scope` claim (RFC 8693 §4.2), or
     /// the `scp` claim as an array or a space-separated string (Okta, Azure AD).
+    /// Only the space (0x20) separates scopes (RFC 6749 §3.3): a tab or a
+    /// newline is part of a (malformed) scope, never a second one.
     pub fn scopes(&self) -> impl Iterator<Item = &str> {
         let from_scope = self
             .map
             .get("scope")
             .and_then(Value::as_str)
             .into_iter()
-            .flat_map(str::split_whitespace);
+            .flat_map(scope_tokens);
         let scp = self.map.get("scp");
-        let from_scp_str = scp.and_then(Value::as_str).into_iter().flat_map(str::split_whitespace);
+        let from_scp_str = scp.and_then(Value::as_str).into_iter().flat_map(scope_tokens);
         let from_scp_arr = scp
             .and_then(Value::as_array)
             .into_iter()
@@ -70,6 +72,10 @@ impl Claims {
             .filter_map(Value::as_str);
         from_scope.chain(from_scp_str).chain(from_scp_arr)
     }
+}
+
+fn scope_tokens(s: &str) -> impl Iterator<Item = &str> {
+    s.split(' ').filter(|t| !t.is_empty())
 }
 
 /// Reads a NumericDate (RFC 7519 §2): a JSON number of seconds, possibly
@@ -104,6 +110,8 @@ mod tests {
         assert_eq!(c.scopes().collect::<Vec<_>>(), ["a", "b"]);
         let c = claims(json!({"scope": ["not", "a", "string"]}));
         assert_eq!(c.scopes().count(), 0);
+        let c = claims(json!({"scope": "read\tadmin x\nadmin"}));
+        assert_eq!(c.scopes().collect::<Vec<_>>(), ["read\tadmin", "x\nadmin"]);
     }
 
     #[test]

@@ -87,7 +87,7 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, Aut
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .filter(|(k, _)| *k == name)
+        .filter(|(k, _)| same_name(k, name))
         .map(|(_, v)| v.trim().trim_matches('"'));
     let first = found.next();
     // Frameworks disagree on which of two same-named cookies wins.
@@ -97,22 +97,58 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, Aut
     Ok(first)
 }
 
-/// True when the query pair `pair` is parameter `name`, however its name is
-/// percent- or `+`-encoded: the app decodes names before it reads them.
-fn is_param(pair: &str, name: &str) -> bool {
-    let key = pair.split_once('=').map_or(pair, |(k, _)| k);
+/// Whether a cookie or query parameter named `key` (as sent) is the one
+/// named `name`, as some app would read it: PHP decodes names and turns `.`,
+/// ` ` and `[` into `_` (`access.token` is `$_GET['access_token']`),
+/// ASP.NET compares without case. So names are compared percent- and
+/// `+`-decoded, trimmed, lower-cased, with every character other than a
+/// letter or digit read as `_`. Over-matching an odd name costs nothing;
+/// under-matching lets the app read a token the proxy never saw.
+fn same_name(key: &str, name: &str) -> bool {
     if key == name {
         return true;
     }
-    (key.contains('%') || key.contains('+'))
-        && form_urlencoded::parse(pair.as_bytes())
+    let fold = |s: &str| -> String {
+        let decoded: String = form_urlencoded::parse(s.as_bytes())
             .next()
-            .is_some_and(|(k, _)| k == name)
+            .map(|(k, _)| k.into_owned())
+            .unwrap_or_default();
+        decoded
+            .trim()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    // Cheap exit for the usual case: a plain name that differs.
+    let plain = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    };
+    if plain(key) && plain(name) {
+        return false;
+    }
+    fold(key) == fold(name)
+}
+
+/// True when the query pair `pair` is parameter `name`, in any spelling the
+/// app could decode to it ([`same_name`]).
+fn is_param(pair: &str, name: &str) -> bool {
+    same_name(pair.split_once('=').map_or(pair, |(k, _)| k), name)
+}
+
+/// The query's pairs; `;` separates them too, as in Rack 2 and older Python.
+fn query_pairs(query: &str) -> impl Iterator<Item = &str> {
+    query.split(['&', ';'])
 }
 
 fn query_param<'a>(query: &'a str, name: &str) -> Result<Option<&'a str>, AuthError> {
-    let mut found = query
-        .split('&')
+    let mut found = query_pairs(query)
         .filter(|pair| is_param(pair, name))
         .map(|pair| pair.split_once('=').map_or("", |(_, v)| v));
     let first = found.next();
@@ -127,10 +163,26 @@ fn query_param<'a>(query: &'a str, name: &str) -> Result<Option<&'a str>, AuthEr
     }
 }
 
-/// The query string without every `name=...` parameter, so a token sent in the
-/// query never reaches the app's access logs. `None` when nothing remains.
+/// Whether `query` holds parameter `name` in any spelling the app could read
+/// as it.
+pub fn has_query_param(query: &str, name: &str) -> bool {
+    query_pairs(query).any(|pair| is_param(pair, name))
+}
+
+/// The query string without parameter `name` in any spelling the app could
+/// read as it, so a token sent in the query never reaches the app (or its
+/// access logs). `None` when nothing remains.
 pub fn remove_query_param(query: &str, name: &str) -> Option<String> {
-    let kept: Vec<&str> = query.split('&').filter(|pair| !is_param(pair, name)).collect();
+    let kept: Vec<std::borrow::Cow<'_, str>> = query
+        .split('&')
+        .filter_map(|pair| {
+            if !pair.contains(';') {
+                return (!is_param(pair, name)).then_some(std::borrow::Cow::Borrowed(pair));
+            }
+            let parts: Vec<&str> = pair.split(';').filter(|p| !is_param(p, name)).collect();
+            (!parts.is_empty()).then(|| std::borrow::Cow::Owned(parts.join(";")))
+        })
+        .collect();
     if kept.iter().all(|p| p.is_empty()) {
         None
     } else {

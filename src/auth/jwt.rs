@@ -133,8 +133,8 @@ impl Verifier {
         let alg = Algorithm::from_str(&header.alg).map_err(|_| AuthError::AlgorithmNotAllowed)?;
 
         let payload_json = decode_part(payload_b64)?;
-        let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(&payload_json) else {
-            return Err(AuthError::Malformed("payload is not a JSON object").into());
+        let Ok(UniqueKeys(map)) = serde_json::from_slice::<UniqueKeys>(&payload_json) else {
+            return Err(AuthError::Malformed("payload is not a JSON object with unique claim names").into());
         };
 
         let iss = match map.get("iss") {
@@ -260,4 +260,33 @@ fn check_audience(aud: Option<&Value>, accepted: &[String]) -> Result<(), AuthEr
         Some(_) => return Err(AuthError::Malformed("aud is not a string or array")),
     };
     if ok { Ok(()) } else { Err(AuthError::WrongAudience) }
+}
+
+/// A JSON object whose member names are unique. serde_json keeps the last of
+/// two equal names; another JWT library (or the app, decoding the token it
+/// is handed) may keep the first, so `{"sub":"bob","sub":"root"}` would name
+/// two subjects. RFC 7519 §4 lets a parser reject such a token; we do.
+struct UniqueKeys(serde_json::Map<String, Value>);
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = UniqueKeys;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut access: A) -> Result<UniqueKeys, A::Error> {
+                let mut map = serde_json::Map::new();
+                while let Some((name, value)) = access.next_entry::<String, Value>()? {
+                    if map.contains_key(&name) {
+                        return Err(serde::de::Error::custom("duplicate claim name"));
+                    }
+                    map.insert(name, value);
+                }
+                Ok(UniqueKeys(map))
+            }
+        }
+        d.deserialize_map(Visitor)
+    }
 }

@@ -15,7 +15,7 @@ use http::HeaderMap;
 
 pub use authorize::{Forbidden, authorize};
 pub use claims::Claims;
-pub use extract::{extract, remove_query_param};
+pub use extract::{extract, has_query_param, remove_query_param};
 pub use jwt::Verifier;
 
 use self::cache::VerifiedCache;

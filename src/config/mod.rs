@@ -83,6 +83,10 @@ pub struct UpstreamConfig {
     pub pool_idle_timeout: Duration,
     /// Idle pooled connections kept per upstream.
     pub pool_max_idle: usize,
+    /// Most connections open to the app at once: each HTTP/2 stream needs its
+    /// own HTTP/1.1 connection, so without a cap one client could open
+    /// `max_concurrent_streams` connections per connection it holds.
+    pub max_connections: usize,
 }
 
 /// Inbound TLS material, parsed at load so a bad file fails before any bind.
@@ -101,16 +105,62 @@ pub struct AdminConfig {
 }
 
 /// Rules for request spellings that the app may read differently from us.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpRules {
-    /// What happens to a client header whose name contains `_`.
-    pub underscore_headers: UnderscoreHeaders,
+    /// Which client header names are forwarded.
+    pub header_names: HeaderNames,
+    /// Client headers never forwarded (`DEFAULT_STRIP_HEADERS` unless set).
+    pub strip: Vec<HeaderName>,
     /// What happens to a path with `;` parameters in a segment.
     pub path_parameters: PathParameters,
     /// What happens to a path that a case-insensitive router would serve
     /// under another route rule than the one it matches.
     pub case_ambiguous_paths: CaseAmbiguousPaths,
 }
+
+impl Default for HttpRules {
+    fn default() -> Self {
+        HttpRules {
+            header_names: HeaderNames::default(),
+            strip: DEFAULT_STRIP_HEADERS
+                .iter()
+                .map(|n| HeaderName::from_static(n))
+                .collect(),
+            path_parameters: PathParameters::default(),
+            case_ambiguous_paths: CaseAmbiguousPaths::default(),
+        }
+    }
+}
+
+/// `limits.tunnel_idle_timeout` when unset.
+pub const DEFAULT_TUNNEL_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Client headers removed by default (`http.strip_headers`): only a trusted
+/// proxy may set them, and apps act on them. Some rewrite the path or the
+/// method the app routes on (`X-Original-URL`, `X-HTTP-Method-Override`),
+/// others the client address, scheme or prefix it trusts.
+pub const DEFAULT_STRIP_HEADERS: [&str; 20] = [
+    "forwarded",
+    "x-real-ip",
+    "x-client-ip",
+    "true-client-ip",
+    "x-cluster-client-ip",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-forwarded-server",
+    "x-forwarded-ssl",
+    "x-forwarded-uri",
+    "x-forwarded-path",
+    "x-forwarded-method",
+    "x-original-url",
+    "x-original-uri",
+    "x-original-method",
+    "x-rewrite-url",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "x-url-scheme",
+];
 
 /// `/ADMIN/x` matches no `/admin/` rule, but Express (by default), ASP.NET
 /// and IIS route it to `/admin/x`.
@@ -123,15 +173,19 @@ pub enum CaseAmbiguousPaths {
     Allow,
 }
 
-/// Header names with underscores: CGI, WSGI, PHP and Rack read `X_Auth_Subject`
-/// as the same variable as `X-Auth-Subject`, so such names can spoof ours.
+/// Header names beyond letters, digits and `-`: CGI, FastCGI, WSGI, PHP and
+/// Rack map every other character to `_` (`X_Auth_Subject`, `X.Auth.Subject`
+/// and `X-Auth-Subject` all become `HTTP_X_AUTH_SUBJECT`), so such names can
+/// spoof ours.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum UnderscoreHeaders {
-    /// Never forwarded (nginx's default).
+pub enum HeaderNames {
+    /// Only letters, digits and `-` are forwarded (nginx's defaults,
+    /// `ignore_invalid_headers` without `underscores_in_headers`).
     #[default]
-    Drop,
-    /// Forwarded, unless the name with `_` read as `-` is one the proxy owns.
-    Forward,
+    Strict,
+    /// Any valid name is forwarded, unless it names a header the proxy owns
+    /// once every character other than a letter or digit reads as `-`.
+    Lenient,
 }
 
 /// `;` path parameters (`/admin;jsessionid=1/panel`): Java servers strip
@@ -159,6 +213,9 @@ pub struct Limits {
     pub header_read_timeout: Duration,
     /// A connection with no new request for this long is closed gracefully.
     pub idle_timeout: Duration,
+    /// A WebSocket (or other upgraded) tunnel with no byte moving either way
+    /// for this long is closed, so idle tunnels cannot hold slots for ever.
+    pub tunnel_idle_timeout: Duration,
     /// Time a client has to finish the TLS handshake.
     pub tls_handshake_timeout: Duration,
     /// Connections served at once; further clients wait in the accept queue.

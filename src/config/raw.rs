@@ -75,6 +75,7 @@ pub(super) struct RawUpstream {
     pub(super) request_timeout: Option<S<String>>,
     pub(super) pool_idle_timeout: Option<S<String>>,
     pub(super) pool_max_idle: Option<S<u64>>,
+    pub(super) max_connections: Option<S<u64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -97,6 +98,7 @@ pub(super) struct RawLimits {
     pub(super) max_token_bytes: Option<S<u64>>,
     pub(super) header_read_timeout: Option<S<String>>,
     pub(super) idle_timeout: Option<S<String>>,
+    pub(super) tunnel_idle_timeout: Option<S<String>>,
     pub(super) tls_handshake_timeout: Option<S<String>>,
     pub(super) max_connections: Option<S<u64>>,
     pub(super) max_concurrent_streams: Option<S<u64>>,
@@ -105,7 +107,8 @@ pub(super) struct RawLimits {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawHttp {
-    pub(super) underscore_headers: Option<S<String>>,
+    pub(super) header_names: Option<S<String>>,
+    pub(super) strip_headers: Option<Vec<S<String>>>,
     pub(super) path_parameters: Option<S<String>>,
     pub(super) case_ambiguous_paths: Option<S<String>>,
 }

@@ -283,6 +283,13 @@ fn upstream(c: &mut Check<'_>, raw: &RawUpstream) -> UpstreamConfig {
             Duration::from_secs(90),
         ),
         pool_max_idle: c.count("upstream.pool_max_idle", raw.pool_max_idle.as_ref(), 256, 0, 65_536) as usize,
+        max_connections: c.count(
+            "upstream.max_connections",
+            raw.max_connections.as_ref(),
+            1024,
+            1,
+            1_000_000,
+        ) as usize,
     }
 }
 
@@ -348,6 +355,11 @@ fn limits(c: &mut Check<'_>, raw: Option<&RawLimits>) -> Limits {
             "limits.idle_timeout",
             raw.and_then(|r| r.idle_timeout.as_ref()),
             Duration::from_secs(120),
+        ),
+        tunnel_idle_timeout: c.positive_duration(
+            "limits.tunnel_idle_timeout",
+            raw.and_then(|r| r.tunnel_idle_timeout.as_ref()),
+            DEFAULT_TUNNEL_IDLE_TIMEOUT,
         ),
         tls_handshake_timeout: c.positive_duration(
             "limits.tls_handshake_timeout",

@@ -14,7 +14,7 @@
 //! and Go's client do); other requests never are, since the app may have
 //! acted on them.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -25,6 +25,7 @@ use hyper::body::{Body, Incoming};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::config::UpstreamConfig;
 
@@ -84,6 +85,11 @@ pub struct Upstream {
     pool: Mutex<Vec<Idle>>,
     max_idle: usize,
     idle_timeout: Duration,
+    /// One permit per connection that may be open to the app
+    /// (`upstream.max_connections`); a connection's task holds its permit.
+    slots: Arc<Semaphore>,
+    /// Signalled when a connection goes back on the stack.
+    returned: Notify,
 }
 
 struct Idle {
@@ -102,7 +108,49 @@ impl Upstream {
             pool: Mutex::new(Vec::new()),
             max_idle: config.pool_max_idle,
             idle_timeout: config.pool_idle_timeout,
+            slots: Arc::new(Semaphore::new(config.max_connections)),
+            returned: Notify::new(),
         }
+    }
+
+    /// A connection for the next request: an idle one, a new one while under
+    /// the cap, or (at the cap) the first one to come free.
+    async fn sender(&self) -> Result<(SendRequest<UpstreamBody>, bool), UpstreamError> {
+        loop {
+            if let Some(sender) = self.checkout() {
+                return Ok((sender, true));
+            }
+            if let Ok(slot) = self.slots.clone().try_acquire_owned() {
+                return Ok((self.connect(slot).await?, false));
+            }
+            // At the cap: wait for a pooled connection still busy with its
+            // response, or for any connection to return or close.
+            if let Some(mut busy) = self.take_busy() {
+                if busy.ready().await.is_ok() {
+                    return Ok((busy, true));
+                }
+                continue;
+            }
+            tokio::select! {
+                _ = self.returned.notified() => {}
+                slot = self.slots.clone().acquire_owned() => {
+                    let slot = slot.map_err(|_| UpstreamError::Connect(std::io::Error::other("upstream closed")))?;
+                    return Ok((self.connect(slot).await?, false));
+                }
+            }
+        }
+    }
+
+    /// A new connection, waiting for a slot if the cap is reached (a resend
+    /// after the connection it was on died, which frees that slot).
+    async fn fresh(&self) -> Result<SendRequest<UpstreamBody>, UpstreamError> {
+        let slot = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| UpstreamError::Connect(std::io::Error::other("upstream closed")))?;
+        self.connect(slot).await
     }
 
     /// `host:port` requests are sent to.
@@ -123,10 +171,7 @@ impl Upstream {
     }
 
     async fn exchange(&self, req: Request<Incoming>) -> Result<Response<Incoming>, UpstreamError> {
-        let (mut sender, reused) = match self.checkout() {
-            Some(sender) => (sender, true),
-            None => (self.connect().await?, false),
-        };
+        let (mut sender, reused) = self.sender().await?;
         // Kept only where a resend may be needed: a reused connection and a
         // request the app may safely get twice.
         let resend = (reused
@@ -144,7 +189,7 @@ impl Upstream {
             // on a fresh connection.
             Err(mut e) if reused && e.message().is_some() => {
                 let req = e.take_message().ok_or_else(|| UpstreamError::Reset(e.into_error()))?;
-                sender = self.connect().await?;
+                sender = self.fresh().await?;
                 sender.send_request(req).await.map_err(classify)
             }
             Err(e) => {
@@ -152,7 +197,7 @@ impl Upstream {
                 match resend {
                     Some(head) if unanswered(&e) => {
                         tracing::debug!(error = %e, "reused upstream connection lost an idempotent request; resending");
-                        sender = self.connect().await?;
+                        sender = self.fresh().await?;
                         sender.send_request(head.request()).await.map_err(classify)
                     }
                     _ => Err(classify(e)),
@@ -177,6 +222,14 @@ impl Upstream {
         Some(idle.swap_remove(at).sender)
     }
 
+    /// A pooled connection that is open but still busy (its last response
+    /// is streaming), for a request that has to wait at the cap.
+    fn take_busy(&self) -> Option<SendRequest<UpstreamBody>> {
+        let mut idle = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        idle.retain(|c| !c.sender.is_closed());
+        idle.pop().map(|c| c.sender)
+    }
+
     fn checkin(&self, sender: SendRequest<UpstreamBody>) {
         let mut idle = self.pool.lock().unwrap_or_else(|e| e.into_inner());
         if idle.len() < self.max_idle {
@@ -184,12 +237,14 @@ impl Upstream {
                 sender,
                 since: Instant::now(),
             });
+            drop(idle);
+            self.returned.notify_one();
         }
         // Beyond the cap the sender is dropped: its connection finishes the
         // response in flight and closes.
     }
 
-    async fn connect(&self) -> Result<SendRequest<UpstreamBody>, UpstreamError> {
+    async fn connect(&self, slot: OwnedSemaphorePermit) -> Result<SendRequest<UpstreamBody>, UpstreamError> {
         let connect = async {
             let stream = TcpStream::connect(self.authority.as_str()).await?;
             stream.set_nodelay(true)?;
@@ -197,6 +252,8 @@ impl Upstream {
                 .await
                 .map_err(std::io::Error::other)?;
             tokio::spawn(async move {
+                // The slot is free again once the connection ends.
+                let _slot = slot;
                 // Ends when the app closes the connection or every sender is
                 // dropped; errors here are ordinary disconnects.
                 if let Err(e) = conn.with_upgrades().await {

@@ -8,12 +8,14 @@ use http::{HeaderMap, HeaderName, HeaderValue, Request, Version};
 use serde_json::Value;
 
 use crate::auth::Claims;
-use crate::config::{IdentityHeaders, UnderscoreHeaders};
+use crate::config::{HeaderNames, IdentityHeaders};
 
-/// Hop-by-hop headers of RFC 9110 §7.6.1 plus the legacy ones proxies still see.
+/// Hop-by-hop headers of RFC 9110 §7.6.1, the legacy ones proxies still
+/// see, and `HTTP2-Settings`, which only an h2c upgrade uses (RFC 9113
+/// deprecates it; nothing forwarded may start one).
 // Names, not strings: removing by `&str` parses and validates the name on
 // every request (it showed in the profile).
-const HOP_BY_HOP_COUNT: usize = 9;
+const HOP_BY_HOP_COUNT: usize = 10;
 const HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
     CONNECTION,
     HeaderName::from_static("keep-alive"),
@@ -24,6 +26,7 @@ const HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
     http::header::TRAILER,
     http::header::TRANSFER_ENCODING,
     UPGRADE,
+    HeaderName::from_static("http2-settings"),
 ];
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -31,8 +34,9 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// Names the proxy sets, strips or reads framing from, whatever the
-/// config: a client header that spells one of these with `_` for `-` is
-/// never forwarded (a CGI-style server would read it as the real one).
+/// config: a client header that spells one of these with other punctuation
+/// (`X_Forwarded_Host`, `Transfer.Encoding`) is never forwarded, since a
+/// CGI-style server would read it as the real one.
 pub const OWNED: [&str; 14] = [
     "connection",
     "keep-alive",
@@ -50,6 +54,47 @@ pub const OWNED: [&str; 14] = [
     "x-forwarded-host",
 ];
 
+/// True for a name of letters, digits and `-` only (names are lower-case).
+fn is_plain_name(name: &HeaderName) -> bool {
+    name.as_str()
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// `name` as a CGI-style server reads it: every character other than a
+/// letter or digit becomes `-`.
+fn folded(name: &HeaderName) -> String {
+    name.as_str()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect()
+}
+
+/// Removes the client headers the app must not see: names in `strip`, and
+/// names beyond letters, digits and `-`: every one (`strict`), or
+/// (`lenient`) those that read as a name in `owned` once folded.
+pub fn strip_client_headers(headers: &mut HeaderMap, rule: HeaderNames, owned: &[String], strip: &[HeaderName]) {
+    // One pass over the names present; the common case removes nothing
+    // and allocates nothing.
+    let mut doomed: Vec<HeaderName> = Vec::new();
+    for name in headers.keys() {
+        let remove = if is_plain_name(name) {
+            strip.contains(name)
+        } else {
+            match rule {
+                HeaderNames::Strict => true,
+                HeaderNames::Lenient => owned.contains(&folded(name)),
+            }
+        };
+        if remove {
+            doomed.push(name.clone());
+        }
+    }
+    for name in doomed {
+        headers.remove(name);
+    }
+}
+
 /// The protocol an HTTP/1.1 request asks to switch to: its one `Upgrade`
 /// header with one token, and `upgrade` among the `Connection` tokens.
 /// A request offering several protocols gets none (it is forwarded as a
@@ -64,42 +109,18 @@ pub fn requested_upgrade<B>(req: &Request<B>) -> Option<&str> {
         return None;
     }
     connection_tokens(req.headers())
-        .any(|t| t.eq_ignore_ascii_case("upgrade"))
+        .any(|t| t.eq_ignore_ascii_case(b"upgrade"))
         .then_some(protocol)
 }
 
-/// Removes client headers whose name has an `_`: every one (`drop`), or
-/// (`forward`) those that name a header in `owned` once `_` reads as `-`.
-/// Names are lower-case already (`HeaderName`).
-pub fn strip_underscored(headers: &mut HeaderMap, rule: UnderscoreHeaders, owned: &[String]) {
-    // The common case, no `_` anywhere, costs one scan and no allocation.
-    if !headers.keys().any(|n| n.as_str().contains('_')) {
-        return;
-    }
-    let doomed: Vec<HeaderName> = headers
-        .keys()
-        .filter(|n| n.as_str().contains('_'))
-        .filter(|n| match rule {
-            UnderscoreHeaders::Drop => true,
-            UnderscoreHeaders::Forward => {
-                let folded = n.as_str().replace('_', "-");
-                owned.contains(&folded)
-            }
-        })
-        .cloned()
-        .collect();
-    for name in doomed {
-        headers.remove(name);
-    }
-}
-
-fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+/// The tokens of every `Connection` header, as bytes: a value with obs-text
+/// in one token still names the others.
+fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
     headers
         .get_all(CONNECTION)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
         .filter(|t| !t.is_empty())
 }
 
@@ -124,8 +145,8 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     // Headers `Connection` names beyond the standard ones (rare: heap only then).
     let named: Vec<HeaderName> = if present.iter().flatten().any(|n| *n == CONNECTION) {
         connection_tokens(headers)
-            .filter(|t| !HOP_BY_HOP.iter().any(|h| h.as_str().eq_ignore_ascii_case(t)))
-            .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+            .filter(|t| !HOP_BY_HOP.iter().any(|h| h.as_str().as_bytes().eq_ignore_ascii_case(t)))
+            .filter_map(|t| HeaderName::from_bytes(t).ok())
             .collect()
     } else {
         Vec::new()
@@ -247,6 +268,14 @@ mod tests {
     }
 
     #[test]
+    fn obs_text_in_connection_still_names_the_rest() {
+        let mut h = map(&[("x-hop", "1"), ("http2-settings", "AAMA"), ("x-kept", "yes")]);
+        h.insert(CONNECTION, HeaderValue::from_bytes(b"x-hop, h\xb1p").unwrap());
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.keys().map(HeaderName::as_str).collect::<Vec<_>>(), ["x-kept"]);
+    }
+
+    #[test]
     fn upgrade_survives_when_asked() {
         let mut h = map(&[
             ("connection", "Upgrade, x-hop"),
@@ -292,23 +321,37 @@ mod tests {
     }
 
     #[test]
-    fn underscore_names() {
+    fn unusual_and_untrusted_names() {
         let owned = vec!["x-auth-subject".to_owned(), "transfer-encoding".to_owned()];
+        let strip: Vec<HeaderName> = crate::config::DEFAULT_STRIP_HEADERS
+            .iter()
+            .map(|n| HeaderName::from_static(n))
+            .collect();
         let sample = || {
             map(&[
                 ("x_auth_subject", "root"),
+                ("x.auth.subject", "root"),
+                ("x~auth!subject", "root"),
                 ("transfer_encoding", "chunked"),
                 ("x_custom", "1"),
                 ("x-auth-email", "kept"),
+                ("x-original-url", "/admin"),
+                ("x-http-method-override", "DELETE"),
+                ("forwarded", "for=1.2.3.4"),
             ])
         };
         let mut h = sample();
-        strip_underscored(&mut h, UnderscoreHeaders::Drop, &owned);
-        assert_eq!(h.len(), 1, "{h:?}");
+        strip_client_headers(&mut h, HeaderNames::Strict, &owned, &strip);
+        assert_eq!(h.keys().map(HeaderName::as_str).collect::<Vec<_>>(), ["x-auth-email"]);
         let mut h = sample();
-        strip_underscored(&mut h, UnderscoreHeaders::Forward, &owned);
-        assert_eq!(h.len(), 2, "{h:?}");
-        assert!(h.contains_key("x_custom") && h.contains_key("x-auth-email"));
+        strip_client_headers(&mut h, HeaderNames::Lenient, &owned, &strip);
+        assert_eq!(
+            h.keys().map(HeaderName::as_str).collect::<Vec<_>>(),
+            ["x_custom", "x-auth-email"]
+        );
+        let mut h = sample();
+        strip_client_headers(&mut h, HeaderNames::Strict, &owned, &[]);
+        assert_eq!(h.len(), 4, "an empty strip list keeps the plain names");
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod forward;
 pub mod headers;
 pub mod request;
 pub mod respond;
+pub mod tunnel;
 
 use std::borrow::Cow;
 use std::convert::Infallible;
@@ -20,13 +21,12 @@ use http::uri::{PathAndQuery, Uri};
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 
 use arc_swap::ArcSwap;
 
 use self::forward::Upstream;
 use self::respond::{Rejection, respond};
-use crate::auth::{Authenticator, Claims, authorize, remove_query_param};
+use crate::auth::{Authenticator, Claims, authorize, has_query_param, remove_query_param};
 use crate::config::{Access, AuthConfig, CaseAmbiguousPaths, HttpRules, IdentityHeaders, PathParameters, TokenSource};
 use crate::keys::KeyStore;
 use crate::metrics::{Metrics, Reason};
@@ -59,8 +59,13 @@ pub struct Snapshot {
     upstream: Arc<Upstream>,
     realm: String,
     http: HttpRules,
-    /// Lower-case names no client header may spell with `_` for `-`: the
-    /// fixed ones, the identity headers and the token source headers.
+    /// Lower-case names the proxy owns whatever `http` says: the fixed ones,
+    /// the identity headers and the token source headers.
+    owned_base: Vec<String>,
+    /// A tunnel with no byte moving for this long is closed.
+    tunnel_idle_timeout: std::time::Duration,
+    /// `owned_base` plus the stripped headers: no client header may spell
+    /// one of these with other punctuation.
     owned: Vec<String>,
 }
 
@@ -82,7 +87,7 @@ impl Snapshot {
                 _ => None,
             })
             .collect();
-        let owned = headers::OWNED
+        let owned_base: Vec<String> = headers::OWNED
             .iter()
             .map(|n| (*n).to_owned())
             .chain(auth.identity.names().map(|n| n.as_str().to_owned()))
@@ -99,12 +104,23 @@ impl Snapshot {
             upstream,
             realm: auth.realm.clone(),
             http: HttpRules::default(),
-            owned,
+            tunnel_idle_timeout: crate::config::DEFAULT_TUNNEL_IDLE_TIMEOUT,
+            owned: owned_base.clone(),
+            owned_base,
         }
+        .with_http(HttpRules::default())
+    }
+
+    /// Closes tunnels idle for `timeout` (`limits.tunnel_idle_timeout`).
+    pub fn with_tunnel_idle_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.tunnel_idle_timeout = timeout;
+        self
     }
 
     /// Applies the `http:` rules (the defaults otherwise).
     pub fn with_http(mut self, http: HttpRules) -> Self {
+        self.owned = self.owned_base.clone();
+        self.owned.extend(http.strip.iter().map(|n| n.as_str().to_owned()));
         self.http = http;
         self
     }
@@ -238,7 +254,7 @@ impl Proxy {
         *req.version_mut() = Version::HTTP_11;
         let h = req.headers_mut();
         headers::strip_hop_by_hop(h, upgrade.is_some());
-        headers::strip_underscored(h, snapshot.http.underscore_headers, &snapshot.owned);
+        headers::strip_client_headers(h, snapshot.http.header_names, &snapshot.owned, &snapshot.http.strip);
         headers::strip_identity(h, &snapshot.identity);
         if let Some(claims) = &claims {
             headers::inject_identity(h, &snapshot.identity, claims);
@@ -265,27 +281,12 @@ impl Proxy {
                 return Err(Rejection::Upstream(forward::UpstreamError::Protocol));
             }
             let upstream_upgrade = hyper::upgrade::on(&mut response);
-            let lease = conn.lease.clone();
-            tokio::spawn(async move {
-                let tunnel = async {
-                    match tokio::try_join!(client_upgrade, upstream_upgrade) {
-                        Ok((client, upstream)) => {
-                            let mut client = TokioIo::new(client);
-                            let mut upstream = TokioIo::new(upstream);
-                            // Either side closing ends the tunnel; errors here
-                            // are ordinary disconnects.
-                            let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
-                        }
-                        Err(e) => tracing::debug!(error = %e, "protocol upgrade failed"),
-                    }
-                };
-                // The tunnel holds the connection's slot until it ends, or
-                // until the drain deadline cuts it.
-                tokio::select! {
-                    _ = tunnel => {}
-                    _ = lease.cut() => {}
-                }
-            });
+            tokio::spawn(tunnel::run(
+                client_upgrade,
+                upstream_upgrade,
+                conn.lease.clone(),
+                snapshot.tunnel_idle_timeout,
+            ));
         }
         headers::strip_hop_by_hop(response.headers_mut(), switching);
         Ok((reason, response.map(Either::Left)))
@@ -352,14 +353,13 @@ impl Snapshot {
     fn upstream_uri(&self, original: &Uri, normalised: Option<String>) -> Result<Uri, Rejection> {
         let query = original.query();
         let stripped_query: Option<Option<String>> = match query {
-            // `%` or `+`: a parameter name may be encoded (`access%5Ftoken`).
-            Some(q) if q.contains(['%', '+']) || self.token_query_params.iter().any(|p| q.contains(p.as_str())) => {
-                Some(
-                    self.token_query_params
-                        .iter()
-                        .try_fold(q.to_owned(), |acc, p| remove_query_param(&acc, p)),
-                )
-            }
+            // In any spelling the app decodes to the parameter's name
+            // (`access%5Ftoken`, `Access.Token`).
+            Some(q) if self.token_query_params.iter().any(|p| has_query_param(q, p)) => Some(
+                self.token_query_params
+                    .iter()
+                    .try_fold(q.to_owned(), |acc, p| remove_query_param(&acc, p)),
+            ),
             _ => None,
         };
         let path_and_query = match (normalised, stripped_query) {

@@ -113,3 +113,36 @@ async fn forged_tokens_never_reach_the_app() {
     assert_eq!(statuses(&answer), [200]);
     assert_eq!(app.received().len(), 1);
 }
+
+/// A token the issuer really signed, but that two JWT libraries would read
+/// differently: duplicate claim names (one keeps the first `sub`, another the
+/// last), or scopes separated by a tab instead of a space.
+#[tokio::test]
+async fn ambiguous_signed_payloads_are_refused() {
+    let (proxy, app) = raw_proxy(Behaviour::Ok, "").await;
+    let signed = |payload: &str| {
+        let head = b64(br#"{"alg":"ES256","kid":"ES256","typ":"JWT"}"#);
+        let message = format!("{head}.{}", b64(payload.as_bytes()));
+        let signature =
+            jsonwebtoken::crypto::sign(message.as_bytes(), &signing_key(Algorithm::ES256), Algorithm::ES256).unwrap();
+        format!("{message}.{signature}")
+    };
+    let exp = now() + 300;
+    let duplicate = signed(&format!(
+        r#"{{"iss":"https://issuer.test/","aud":"app","exp":{exp},"sub":"bob","sub":"root","scope":"read","scope":"admin"}}"#
+    ));
+    let answer = exchange(proxy.addr, &get_bytes("/admin/x", &[&bearer(&duplicate)])).await;
+    assert_eq!(statuses(&answer), [401], "{answer}");
+    let tabbed = signed(&format!(
+        r#"{{"iss":"https://issuer.test/","aud":"app","exp":{exp},"sub":"bob","scope":"read\tadmin"}}"#
+    ));
+    let answer = exchange(proxy.addr, &get_bytes("/admin/x", &[&bearer(&tabbed)])).await;
+    assert_eq!(statuses(&answer), [403], "a tab does not separate scopes: {answer}");
+    assert!(app.received().is_empty());
+    // The control: the same payload, unambiguous, is accepted.
+    let clean = signed(&format!(
+        r#"{{"iss":"https://issuer.test/","aud":"app","exp":{exp},"sub":"root","scope":"read admin"}}"#
+    ));
+    let answer = exchange(proxy.addr, &get_bytes("/admin/x", &[&bearer(&clean)])).await;
+    assert_eq!(statuses(&answer), [200]);
+}

@@ -58,6 +58,14 @@ async fn ambiguous_hosts_and_methods_are_400_and_never_forwarded() {
             b"CONNECT admin.internal:443 HTTP/1.1\r\nHost: admin.internal:443\r\nConnection: close\r\n\r\n".to_vec(),
         ),
         (
+            "Host that is a list",
+            b"GET /public/x HTTP/1.1\r\nHost: app.test, admin.internal\r\nConnection: close\r\n\r\n".to_vec(),
+        ),
+        (
+            "a transfer coding the app would get unmarked",
+            b"POST /public/x HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n0\r\n\r\n".to_vec(),
+        ),
+        (
             "asterisk-form target",
             b"OPTIONS * HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n".to_vec(),
         ),
@@ -72,7 +80,7 @@ async fn ambiguous_hosts_and_methods_are_400_and_never_forwarded() {
     }
     assert!(app.received().is_empty(), "{:#?}", app.received());
     let reasons = reasons(proxy.admin).await;
-    assert!(reasons.get("bad_request").copied().unwrap_or(0.0) >= 5.0, "{reasons:?}");
+    assert!(reasons["bad_request"] >= 7.0, "{reasons:?}");
 
     // Controls: the canonical spellings pass.
     for bytes in [
@@ -97,4 +105,32 @@ async fn ambiguous_hosts_and_methods_are_400_and_never_forwarded() {
     assert_eq!(got[0].method(), "DELETE");
     assert_eq!(got[1].target(), "/public/x", "origin form to the app");
     assert_eq!(got[1].all("host"), ["app.test"]);
+}
+
+/// HTTP/2's `:authority` gets the same scrutiny as `Host`.
+#[tokio::test]
+async fn an_h2_authority_with_userinfo_is_refused() {
+    let (proxy, app) = raw_proxy(Behaviour::Ok, "").await;
+    let tcp = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    let (client, conn) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let mut statuses = Vec::new();
+    for authority in ["u@app.test", "a@evil.example", "app.test"] {
+        let mut client = client.clone().ready().await.unwrap();
+        let req = http::Request::get(format!("http://{authority}/public/x"))
+            .body(())
+            .unwrap();
+        let (response, _) = client.send_request(req, true).unwrap();
+        let response = tokio::time::timeout(std::time::Duration::from_secs(10), response)
+            .await
+            .unwrap()
+            .unwrap();
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses, [400, 400, 200]);
+    let got = app.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].all("host"), ["app.test"]);
 }

@@ -1,5 +1,6 @@
 //! Resource abuse: connections that say nothing, or only part of the HTTP/2
-//! preface, must not hold the connection cap until `idle_timeout`.
+//! preface, must not hold the connection cap until `idle_timeout`; HTTP/2
+//! streams must not multiply connections to the app past its cap.
 
 use std::time::{Duration, Instant};
 
@@ -35,4 +36,33 @@ async fn silent_and_half_preface_connections_do_not_starve_real_clients() {
     // 1.5 s; idle_timeout (the old bound) would be 120 s.
     assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
     drop(hogs);
+}
+
+#[tokio::test]
+async fn http2_streams_cannot_multiply_app_connections_past_the_cap() {
+    let app = RawApp::start(Behaviour::Delay(100)).await;
+    let yaml = base_config().replace("request_timeout: 1s", "request_timeout: 30s\n  max_connections: 4");
+    let proxy = TestProxy::start_with(&yaml, app.addr).await;
+    let client = h2c();
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let client = client.clone();
+            let url = proxy.url(&format!("/public/fan{i}"));
+            tokio::spawn(async move {
+                let req = http::Request::get(url)
+                    .body(http_body_util::Full::new(bytes::Bytes::new()))
+                    .unwrap();
+                send(&client, req).await.status
+            })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200, "every stream is served, in turn");
+    }
+    assert_eq!(app.received().len(), 40);
+    assert!(
+        app.connections() <= 4,
+        "{} connections to the app for one client's 40 streams",
+        app.connections()
+    );
 }

@@ -202,3 +202,33 @@ async fn the_drain_waits_for_tunnels_then_cuts_them() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn an_idle_tunnel_is_closed() {
+    let yaml = base_config().replace("shutdown:", "limits: { tunnel_idle_timeout: 1s }\nshutdown:");
+    let proxy = TestProxy::start_with(&yaml, start_echo().await).await;
+    let mut s = tunnel(&proxy).await;
+    // Traffic every 300 ms keeps it open well past the 1 s timeout...
+    for _ in 0..5 {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        echo_once(&mut s).await;
+    }
+    // ...silence closes it.
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 1];
+    let n = tokio::time::timeout(DEADLINE, s.read(&mut buf))
+        .await
+        .expect("an idle tunnel is closed")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+    let freed = wait_until(DEADLINE, || async {
+        metric(proxy.admin, "tokengate_connections_open").await == 0.0
+    })
+    .await;
+    assert!(freed.is_some(), "its slot is free again");
+}

@@ -22,6 +22,8 @@ pub enum Behaviour {
     /// Answers the first request on each connection; reads the second and
     /// closes without a word (a keep-alive close racing a request).
     DropSecond,
+    /// `200 ok` after this many milliseconds.
+    Delay(u64),
 }
 
 /// One request as the app read it off the wire.
@@ -115,6 +117,7 @@ async fn serve(mut stream: TcpStream, behaviour: Behaviour, log: Arc<Mutex<Vec<R
         served += 1;
         match behaviour {
             Behaviour::Ok => {}
+            Behaviour::Delay(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
             Behaviour::DropSecond if served >= 2 => return,
             Behaviour::DropSecond => {}
             Behaviour::Switch(protocol) => {

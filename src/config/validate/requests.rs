@@ -2,7 +2,7 @@
 //! the app may read differently from us are treated.
 
 use super::super::raw::{RawHttp, S};
-use super::super::{CaseAmbiguousPaths, HttpRules, PathParameters, UnderscoreHeaders};
+use super::super::{CaseAmbiguousPaths, HeaderNames, HttpRules, PathParameters};
 use super::{Check, line};
 
 /// Upgrade tokens no route may allow: `h2c` switches the connection to
@@ -12,15 +12,28 @@ const NEVER_UPGRADE: &[&str] = &["h2c", "h2"];
 pub(super) fn http_rules(c: &mut Check<'_>, raw: Option<&RawHttp>) -> HttpRules {
     let mut rules = HttpRules::default();
     let Some(raw) = raw else { return rules };
-    if let Some(v) = &raw.underscore_headers {
+    if let Some(v) = &raw.header_names {
         match v.value.as_str() {
-            "drop" => rules.underscore_headers = UnderscoreHeaders::Drop,
-            "forward" => rules.underscore_headers = UnderscoreHeaders::Forward,
+            "strict" => rules.header_names = HeaderNames::Strict,
+            "lenient" => rules.header_names = HeaderNames::Lenient,
             other => c.problem(
-                "http.underscore_headers",
+                "http.header_names",
                 line(v),
-                format!("`{other}` is not one of: drop, forward"),
+                format!("`{other}` is not one of: strict, lenient"),
             ),
+        }
+    }
+    if let Some(list) = &raw.strip_headers {
+        rules.strip.clear();
+        for (i, v) in list.iter().enumerate() {
+            match http::HeaderName::from_bytes(v.value.to_ascii_lowercase().as_bytes()) {
+                Ok(name) => rules.strip.push(name),
+                Err(_) => c.problem(
+                    format!("http.strip_headers[{i}]"),
+                    line(v),
+                    format!("`{}` is not a header name", v.value),
+                ),
+            }
         }
     }
     if let Some(v) = &raw.path_parameters {
@@ -81,7 +94,7 @@ pub(super) fn upgrades(c: &mut Check<'_>, path: &str, raw: Option<&[S<String>]>)
 
 #[cfg(test)]
 mod tests {
-    use crate::config::{Config, ConfigError, FileBase, PathParameters, UnderscoreHeaders};
+    use crate::config::{Config, ConfigError, FileBase, HeaderNames, PathParameters};
 
     const BASE: &str = "upstream: { url: \"http://127.0.0.1:3000\" }
 auth:
@@ -105,9 +118,9 @@ auth:
     }
 
     #[test]
-    fn defaults_drop_underscores_reject_parameters_and_allow_websocket() {
+    fn defaults_are_strict_names_rejected_parameters_and_websocket_only() {
         let c = load("routes: [{ prefix: / }]\n").unwrap();
-        assert_eq!(c.http.underscore_headers, UnderscoreHeaders::Drop);
+        assert_eq!(c.http.header_names, HeaderNames::Strict);
         assert_eq!(c.http.path_parameters, PathParameters::Reject);
         assert_eq!(c.routes[0].upgrades, ["websocket"]);
     }
@@ -116,16 +129,21 @@ auth:
     fn table() {
         let cases: &[(&str, &[&str])] = &[
             (
-                "http: { underscore_headers: forward, path_parameters: strip, case_ambiguous_paths: allow }\n",
+                "http: { header_names: lenient, path_parameters: strip, case_ambiguous_paths: allow }\n",
                 &[],
+            ),
+            ("http: { strip_headers: [X-Real-IP, forwarded] }\n", &[]),
+            (
+                "http: { strip_headers: [\"bad name\"] }\n",
+                &["http.strip_headers[0]: `bad name` is not a header name"],
             ),
             (
                 "http: { case_ambiguous_paths: insensitive }\n",
                 &["http.case_ambiguous_paths: `insensitive` is not one of: reject, allow"],
             ),
             (
-                "http: { underscore_headers: yes }\n",
-                &["http.underscore_headers: `yes` is not one of: drop, forward"],
+                "http: { header_names: drop }\n",
+                &["http.header_names: `drop` is not one of: strict, lenient"],
             ),
             (
                 "http: { path_parameters: keep }\n",
