@@ -102,7 +102,7 @@ def main():
     # 2. Calls go through with the access token.
     step("call", client.call(args.path), 200)
 
-    # 3. The access token expires (minutes in production; the test uses 1s).
+    # 3. The access token expires (minutes in production; the test uses 2s).
     time.sleep(tokens["expires_in"] + 1)
     step("call after expiry", client.call(args.path), 401)
 

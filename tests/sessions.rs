@@ -226,9 +226,11 @@ async fn full_flow_through_the_proxy(backend: Backend) {
 }
 
 async fn an_expired_access_token_is_renewed_by_refresh(backend: Backend) {
-    let proxy = backend.start("  access_token_ttl: 1s\n").await;
+    // 2 s, not 1: `exp` is whole seconds, so a 1 s token opened late in a
+    // second can expire before the first call below.
+    let proxy = backend.start("  access_token_ttl: 2s\n").await;
     let pair = open(&proxy, "bob", json!({})).await;
-    assert_eq!(pair["expires_in"], 1);
+    assert_eq!(pair["expires_in"], 2);
     let access = field(&pair, "access_token");
     assert_eq!(call(&proxy, access).await, 200);
     let expired = wait_until(DEADLINE, || async { call(&proxy, access).await == 401 }).await;
@@ -638,7 +640,7 @@ async fn a_redis_outage_answers_503_and_recovers() {
 }
 
 async fn the_readme_python_client_walks_the_whole_flow(backend: Backend) {
-    let proxy = backend.start("  access_token_ttl: 1s\n").await;
+    let proxy = backend.start("  access_token_ttl: 2s\n").await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/session_client.py");
     let out = tokio::process::Command::new("python3")
         .arg(script)
