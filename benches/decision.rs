@@ -32,7 +32,7 @@ fn proxy(cache: bool, revoked: usize) -> (Proxy, Arc<Snapshot>) {
     let config = common::config(ROUTES, cache);
     let metrics = Arc::new(Metrics::new(prometheus::Registry::new()).unwrap());
     let revocations = Revocations::new(&config.revocation, config.auth.leeway).unwrap();
-    let exp = tokengate::auth::unix_now() + 3600;
+    let exp = tokengate::clock::unix_now() + 3600;
     for i in 0..revoked {
         revocations.apply(&Revocation::Jti {
             id: format!("revoked-{i}"),

@@ -55,7 +55,7 @@ async fn main() {
     let client = redis::Client::open(url.as_str()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let keys = Keys::new("bench");
-    let now = tokengate::auth::unix_now();
+    let now = tokengate::clock::unix_now();
     let run = format!("{}-{}", std::process::id(), now);
 
     let mut samples = Vec::with_capacity(revocations);
@@ -86,8 +86,11 @@ async fn main() {
         .unwrap();
         let returned = Instant::now();
         loop {
-            let ms = tokengate::revocation::unix_ms();
-            if mirrors.iter().all(|m| m.check(&verifier_claims, ms).is_err()) {
+            let ms = tokengate::clock::unix_ms();
+            if mirrors
+                .iter()
+                .all(|m| m.check(verifier_claims.token_ref(), ms).is_err())
+            {
                 break;
             }
             tokio::task::yield_now().await;

@@ -120,7 +120,7 @@ impl AdminService {
                 before,
             }) if !id.is_empty() => Revocation::Subject {
                 id,
-                before: before.unwrap_or_else(crate::auth::unix_now),
+                before: before.unwrap_or_else(crate::clock::unix_now),
             },
             _ => {
                 return text(

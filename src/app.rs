@@ -11,7 +11,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::admin::AdminService;
 use crate::config::{Config, Limits, ShutdownConfig};
-use crate::keys::{JwksMetrics, KeyStores};
+use crate::jwks::{JwksMetrics, KeyStores};
 use crate::metrics::Metrics;
 use crate::proxy::Proxy;
 use crate::readiness::Readiness;

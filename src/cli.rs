@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::app::{App, Listeners};
-use crate::auth::unix_now;
+use crate::clock::unix_now;
 use crate::config::RevocationBackend;
 use crate::config::{Config, ConfigError, parse_duration};
 use crate::mint::{MintOptions, mint};
@@ -31,7 +31,8 @@ struct Cli {
     /// Log format.
     #[arg(long, env = "TOKENGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     log_format: LogFormat,
-    /// Worker threads (default: one per core).
+    /// Worker threads (default: one per CPU this process may use; with one,
+    /// the current-thread scheduler).
     #[arg(long, env = "TOKENGATE_THREADS", global = true)]
     threads: Option<usize>,
     #[command(subcommand)]
@@ -126,18 +127,39 @@ fn parse_claim(s: &str) -> Result<(String, String), String> {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.log_format);
+    // Before any config is read: validation derives public keys, which needs
+    // a provider if feature unification ever enables a second one.
+    crate::install_crypto_providers();
     // One thread: the current-thread scheduler (no work-stealing queues, no
     // cross-thread wake-ups). Cheaper per request for a sidecar pinned to
     // one core: it measured ~40% less CPU per request than the multi-thread
-    // scheduler with one worker (docs/benchmarks.md, issue 6).
-    let mut runtime = match cli.threads {
-        Some(0 | 1) => tokio::runtime::Builder::new_current_thread(),
-        _ => tokio::runtime::Builder::new_multi_thread(),
+    // scheduler with one worker (docs/benchmarks.md, issue 6). Without
+    // --threads, the CPUs this process may use decide (affinity and cgroup
+    // quota, as `available_parallelism` reads them): one means the
+    // current-thread scheduler, the common sidecar case.
+    let (threads, chosen) = match cli.threads {
+        Some(n) => (n.max(1), "--threads"),
+        None => (
+            std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            "available CPUs",
+        ),
+    };
+    let mut runtime = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(threads);
+        b
     };
     runtime.enable_all();
-    if let Some(n) = cli.threads.filter(|n| *n > 1) {
-        runtime.worker_threads(n);
-    }
+    let log_runtime = move || {
+        tracing::info!(
+            scheduler = if threads == 1 { "current-thread" } else { "multi-thread" },
+            workers = threads,
+            from = chosen,
+            "runtime"
+        );
+    };
     let runtime = match runtime.build() {
         Ok(r) => r,
         Err(e) => {
@@ -148,7 +170,10 @@ pub fn main() -> ExitCode {
     let config_path = cli.config.clone();
     runtime.block_on(async move {
         match cli.command.unwrap_or(Command::Run) {
-            Command::Run => run(config_path.as_deref()).await,
+            Command::Run => {
+                log_runtime();
+                run(config_path.as_deref()).await
+            }
             Command::CheckConfig { file } => check_config(file.as_deref().or(config_path.as_deref())),
             Command::Token {
                 command:
@@ -172,7 +197,10 @@ pub fn main() -> ExitCode {
                 },
                 count,
             ),
-            Command::Demo { listen, admin_listen } => demo(listen, admin_listen).await,
+            Command::Demo { listen, admin_listen } => {
+                log_runtime();
+                demo(listen, admin_listen).await
+            }
             Command::Revoke {
                 jti,
                 sid,
@@ -313,7 +341,6 @@ fn check_config(path: Option<&Path>) -> ExitCode {
 
 fn token_mint(path: Option<&Path>, options: MintOptions, count: u32) -> ExitCode {
     use std::io::Write;
-    crate::install_crypto_providers();
     let config = match load(path) {
         Ok(c) => c,
         Err(e) => return config_failure(&e),
@@ -405,7 +432,6 @@ async fn revoke_via_admin(admin: SocketAddr, revocation: &Revocation) -> Result<
 }
 
 async fn demo(listen: SocketAddr, admin_listen: SocketAddr) -> ExitCode {
-    crate::install_crypto_providers();
     let mut config = match Config::embedded_dev() {
         Ok(c) => c,
         Err(e) => return config_failure(&e),

@@ -7,24 +7,39 @@
 //! # Request lifecycle
 //!
 //! ```text
-//! server      accept (TCP, optional rustls), HTTP/1.1 + HTTP/2 (hyper-util auto)
-//!   -> path      normalise the path (the one spelling the policy judges and the app gets)
-//!   -> route     which rule matches: public / token required / scopes or claims required
-//!   -> auth      extract (Bearer, cookie, header, query) -> verify (key by iss+kid, pinned
-//!                alg, signature, exp/nbf/aud with leeway) -> authorize
-//!   -> revocation  local mirror: revoked jti? subject cut off after this iat? (never Redis)
-//!   -> proxy     strip hop-by-hop and spoofed identity headers, inject identity and
-//!                X-Forwarded-*, forward over a pooled client, stream bodies, upgrades
+//! server      accept (TCP, optional rustls), HTTP/1.1 + HTTP/2 (hyper-util auto),
+//!             connection cap, first-request deadline, idle close, bounded drain
+//!   -> proxy::request  framing: one valid Host, canonical method, chunked only
+//!   -> path      normalise the path (the one spelling the policy judges and the app
+//!                gets); `;` parameters refused or stripped
+//!   -> route     which rule matches: public / token required / scopes or claims
+//!                required; refuse a path a case-insensitive router would put elsewhere
+//!   -> auth      extract (Bearer, cookie, header, query) -> verify (key by iss+kid,
+//!                pinned alg, signature, exp/nbf/aud with leeway) -> authorize
+//!   -> revocation  local mirror: revoked jti or sid? subject cut off after this iat?
+//!                (never Redis)
+//!   -> proxy     strip hop-by-hop, oddly named, untrusted and spoofed identity headers,
+//!                inject identity and X-Forwarded-*, forward over a capped stack of
+//!                HTTP/1.1 connections, stream bodies, tunnel allowed upgrades
 //!   -> respond   every rejection becomes its response in proxy::respond, nowhere else
 //! ```
 //!
 //! `session` (optional) issues tokens: its endpoints under `/.tokengate` are
 //! answered by the proxy before routing, its control API on its own listener.
 //!
-//! Beside it: `revocation::sync` (Redis subscription), `admin` (metrics,
-//! health, loopback revoke) and `app` (wiring, drain). `config`,
-//! `metrics`, `readiness`, `signal` and `path` are leaves that import nothing
-//! internal; nothing imports `app` or `cli`.
+//! # Module map
+//!
+//! Dependencies point one way, from the wiring down to the leaves
+//! (`scripts/check-modules.py`, run in CI, fails on a cycle or on a leaf
+//! that imports one of ours):
+//!
+//! ```text
+//! cli -> app -> reload -> proxy -> session -> auth -> revocation -> config -> keys
+//!                admin, server, tls, jwks (remote key stores), route, mint, echo
+//! ```
+//!
+//! Leaves (import nothing of ours): `clock`, `keys`, `path`, `metrics`,
+//! `readiness`, `signal`, `echo`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
 
@@ -32,8 +47,10 @@ pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod echo;
+pub mod jwks;
 pub mod keys;
 pub mod metrics;
 pub mod mint;

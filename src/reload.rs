@@ -14,7 +14,7 @@ use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
 use crate::config::{Config, ConfigError, Problem, ReloadConfig, SessionsConfig, UpstreamConfig};
-use crate::keys::{self, JwksMetrics, KeyStore, KeyStores};
+use crate::jwks::{self, JwksMetrics, KeyStore, KeyStores};
 use crate::metrics::Metrics;
 use crate::proxy::forward::Upstream;
 use crate::proxy::{Proxy, Snapshot};
@@ -144,7 +144,7 @@ impl Reloader {
     /// Starts the fetch tasks of the initial key stores.
     pub(crate) async fn start(&self) {
         let mut state = self.0.state.lock().await;
-        let handles: Vec<_> = state.stores.iter().map(keys::fetch::spawn).collect();
+        let handles: Vec<_> = state.stores.iter().map(jwks::fetch::spawn).collect();
         state.tasks.extend(handles);
     }
 
@@ -194,7 +194,7 @@ impl Reloader {
         let (snapshot, mut next, fresh) = build(&config, Some(&state), &self.0.jwks_metrics);
         next.tasks = std::mem::take(&mut state.tasks);
         next.tasks.retain(|t| !t.is_finished());
-        next.tasks.extend(fresh.iter().map(keys::fetch::spawn));
+        next.tasks.extend(fresh.iter().map(jwks::fetch::spawn));
         // Give new key sets one fetch before they serve, so a reload that adds
         // an issuer does not refuse its first tokens (or flap readiness).
         for store in &fresh {

@@ -20,7 +20,7 @@ pub fn token(alg: Algorithm) -> String {
     };
     let mut header = Header::new(alg);
     header.kid = Some(format!("{alg:?}"));
-    let now = tokengate::auth::unix_now();
+    let now = tokengate::clock::unix_now();
     let claims = serde_json::json!({
         "iss": "https://issuer.test/", "aud": "app", "sub": "user-1234",
         "iat": now, "exp": now + 3600, "jti": "0b9b6a52-7d1c-4c1e-9a55-3f1c8c2f6f10",

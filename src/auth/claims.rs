@@ -2,6 +2,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::revocation::TokenRef;
+
 /// The claims of a token whose signature, issuer, audience and times were
 /// checked. The raw map is kept for identity headers and route requirements.
 #[derive(Debug, Clone)]
@@ -50,6 +52,16 @@ impl Claims {
     /// `jti`, when it is a string.
     pub fn jti(&self) -> Option<&str> {
         self.map.get("jti").and_then(Value::as_str)
+    }
+
+    /// What the revocation check reads of this token.
+    pub fn token_ref(&self) -> TokenRef<'_> {
+        TokenRef {
+            jti: self.jti(),
+            sid: self.session_id(),
+            sub: self.subject(),
+            iat: self.iat,
+        }
     }
 
     /// Granted scopes: the space-separated `scope` claim (RFC 8693 §4.2), or

@@ -18,7 +18,8 @@ use serde_json::Value;
 use super::AuthError;
 use super::claims::{Claims, numeric_date};
 use crate::config::Issuer;
-use crate::keys::{KeySet, KeyStore, VerifyKey};
+use crate::jwks::KeyStore;
+use crate::keys::{KeySet, VerifyKey};
 
 /// Verifies tokens against the configured issuers.
 pub struct Verifier {
@@ -73,7 +74,7 @@ impl Verifier {
                 .map(|i| Trusted {
                     issuer: i.issuer.clone(),
                     audiences: i.audiences.clone(),
-                    configured: KeySet::from_config(i),
+                    configured: i.key_set(),
                     remote: None,
                 })
                 .collect(),

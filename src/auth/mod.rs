@@ -9,7 +9,7 @@ mod extract;
 mod jwt;
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use http::HeaderMap;
 
@@ -19,8 +19,9 @@ pub use extract::{extract, has_query_param, remove_query_param};
 pub use jwt::Verifier;
 
 use self::cache::VerifiedCache;
+use crate::clock::unix_now;
 use crate::config::{AuthConfig, TokenSource};
-use crate::keys::KeyStore;
+use crate::jwks::KeyStore;
 use crate::metrics::{Metrics, Reason};
 
 /// Why a request carries no valid credentials (always 401).
@@ -153,11 +154,4 @@ impl Authenticator {
         }
         Ok(claims)
     }
-}
-
-/// Seconds since the Unix epoch (0 if the clock is before it).
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

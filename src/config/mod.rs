@@ -330,6 +330,24 @@ impl fmt::Debug for Key {
     }
 }
 
+impl Issuer {
+    /// The configured keys (secrets, PEM files, a JWKS file) as one set.
+    pub fn key_set(&self) -> crate::keys::KeySet {
+        let keys = self
+            .keys
+            .iter()
+            .map(|k| crate::keys::VerifyKey {
+                kid: k.kid.clone(),
+                algorithm: k.algorithm,
+                verify: k.verify.clone(),
+            })
+            .chain(self.jwks_file_keys.iter().flat_map(|s| s.keys().iter().cloned()))
+            .collect();
+        let sources = self.keys.len() + self.jwks_file_keys.as_ref().map_or(0, |s| s.sources());
+        crate::keys::KeySet::new(keys, sources, 0)
+    }
+}
+
 /// Identity headers injected into authorized requests.
 #[derive(Debug, Clone, Default)]
 pub struct IdentityHeaders {

@@ -1130,8 +1130,9 @@ fn signing_key(c: &mut Check<'_>, raw: &RawSigningKey) -> Option<SigningKey> {
             AlgorithmFamily::Ec => EncodingKey::from_ec_pem(&pem),
             _ => EncodingKey::from_ed_pem(&pem),
         };
-        // Deriving the public half needs the crypto provider; idempotent.
-        crate::install_crypto_providers();
+        // Deriving the public half uses jsonwebtoken's crypto provider: the
+        // one its single enabled backend names, or the one the binary
+        // installs at start (`cli::main`); validation installs nothing.
         let jwk = key.and_then(|k| Jwk::from_encoding_key(&k, algorithm).map(|jwk| (k, jwk)));
         let (key, jwk) = match jwk {
             Ok(pair) => pair,

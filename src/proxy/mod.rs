@@ -27,11 +27,12 @@ use arc_swap::ArcSwap;
 use self::forward::Upstream;
 use self::respond::{Rejection, respond};
 use crate::auth::{Authenticator, Claims, authorize, has_query_param, remove_query_param};
+use crate::clock::unix_ms;
 use crate::config::{Access, AuthConfig, CaseAmbiguousPaths, HttpRules, IdentityHeaders, PathParameters, TokenSource};
-use crate::keys::KeyStore;
+use crate::jwks::KeyStore;
 use crate::metrics::{Metrics, Reason};
 use crate::path;
-use crate::revocation::{Revocations, unix_ms};
+use crate::revocation::Revocations;
 use crate::route::RoutePolicy;
 use crate::server::Lease;
 use crate::session::{self, Sessions};
@@ -335,7 +336,7 @@ impl Proxy {
         query: Option<&str>,
     ) -> Result<Arc<Claims>, Rejection> {
         let claims = snapshot.auth.authenticate(headers, query, &self.metrics).await?;
-        self.revocations.check(&claims, unix_ms())?;
+        self.revocations.check(claims.token_ref(), unix_ms())?;
         Ok(claims)
     }
 

@@ -11,7 +11,8 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, ConnectionInfo};
 
 use super::protocol::{Keys, Kind, Message};
-use super::{ReloadCause, Revocations, unix_ms};
+use super::{ReloadCause, Revocations};
+use crate::clock::unix_ms;
 use crate::config::RedisConfig;
 use crate::readiness::Latch;
 
@@ -203,7 +204,7 @@ async fn session(
                 }
             }
             _ = prune.tick() => {
-                let now = crate::auth::unix_now();
+                let now = crate::clock::unix_now();
                 let removed = revocations.prune(now);
                 if removed > 0 {
                     tracing::debug!(removed, "pruned expired revocations from the mirror");
@@ -323,7 +324,7 @@ async fn full_load(
         let key = target.keys.set(kind);
         loaded += load_set(revocations, conn, kind, key, cfg.page_size, cfg.command_timeout).await?;
     }
-    revocations.prune(crate::auth::unix_now());
+    revocations.prune(crate::clock::unix_now());
     revocations.mark_confirmed(unix_ms());
     tracing::debug!(cause = cause.label(), loaded, elapsed = ?started.elapsed(), "revocation mirror loaded");
     Ok(seq.unwrap_or(0))

@@ -27,9 +27,10 @@ use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
 use serde_json::{Map, Value};
 
 use self::store::{NewSession, Refreshed, Rotation, SessionInfo, Store, StoreError, TokenHash};
+use crate::clock::unix_ms;
 use crate::config::{RevocationBackend, RevocationConfig, SessionsConfig};
 use crate::revocation::sync::RedisTarget;
-use crate::revocation::{Revocation, Revocations, unix_ms};
+use crate::revocation::{Revocation, Revocations};
 
 /// Claims the service sets itself; the app may not supply them.
 pub const RESERVED_CLAIMS: &[&str] = &["iss", "sub", "aud", "exp", "nbf", "iat", "jti", "sid"];

@@ -78,7 +78,7 @@ pub async fn spawn_binary(config: &std::path::Path, threads: u32) -> (tokio::pro
 }
 
 pub fn now() -> i64 {
-    tokengate::auth::unix_now()
+    tokengate::clock::unix_now()
 }
 
 /// The echo app on an ephemeral port.

@@ -17,9 +17,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use super::KeyStore;
-use super::jwks::{self, JwksError};
+use crate::clock::unix_ms;
 use crate::config::JwksRemote;
-use crate::revocation::unix_ms;
+use crate::keys::jwks::{self, JwksError};
 
 /// Why one fetch failed; `label` is the metric's `result`.
 #[derive(Debug, thiserror::Error)]
