@@ -79,7 +79,8 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
-    /// Proxy + built-in echo app + memory backend, with curl lines to try.
+    /// Proxy + built-in echo app + memory backend, with curl lines to try
+    /// (what `run` does without a config).
     Demo {
         /// Proxy address.
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -197,6 +198,12 @@ pub fn main() -> ExitCode {
                 },
                 count,
             ),
+            Command::Demo { .. } if config_path.is_some() => {
+                eprintln!(
+                    "tokengate demo runs the embedded development config; to serve a file, use `tokengate run --config FILE`"
+                );
+                ExitCode::from(2)
+            }
             Command::Demo { listen, admin_listen } => {
                 log_runtime();
                 demo(listen, admin_listen).await
@@ -257,6 +264,15 @@ fn config_failure(e: &ConfigError) -> ExitCode {
 }
 
 async fn run(path: Option<&Path>) -> ExitCode {
+    if path.is_none() {
+        // Nothing to proxy to on a fresh machine: the embedded config serves
+        // the built-in echo app and prints tokens to try, as `demo` does.
+        let embedded = match load(None) {
+            Ok(c) => c,
+            Err(e) => return config_failure(&e),
+        };
+        return demo(embedded.listen, embedded.admin.listen).await;
+    }
     let config = match load(path) {
         Ok(c) => c,
         Err(e) => return config_failure(&e),

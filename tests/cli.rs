@@ -267,3 +267,44 @@ fn bad_config_at_run_exits_64_before_binding() {
         "{stderr}"
     );
 }
+
+/// The README's first command: no config means the embedded development
+/// config in front of the built-in echo app, with tokens and curl lines.
+#[tokio::test]
+async fn the_demo_serves_the_echo_app_and_its_printed_curl_line_works() {
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["demo", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let curl = loop {
+        let line = tokio::time::timeout(DEADLINE, lines.next_line())
+            .await
+            .expect("the demo prints its curl lines")
+            .unwrap()
+            .expect("the demo is running");
+        if line.starts_with("curl -s http://") && line.contains("/hello -H 'Authorization: Bearer ") {
+            break line;
+        }
+    };
+    let url = curl.split_whitespace().nth(2).unwrap().to_owned();
+    let token = curl.split("Bearer ").nth(1).unwrap().trim_end_matches('\'').to_owned();
+    let reply = get_with_token(&url, &token).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.upstream_header("x-auth-subject").as_deref(), Some("alice"));
+    let _ = child.kill().await;
+}
+
+#[test]
+fn demo_refuses_a_config_it_would_ignore() {
+    let out = Command::new(BIN)
+        .args(["demo", "--config", "config/dev.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tokengate run --config"));
+}
