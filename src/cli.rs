@@ -57,6 +57,7 @@ enum Command {
     /// Revoke a token (--jti ID --exp UNIX), a session (--sid ID --exp UNIX) or a
     /// subject (--sub S [--before UNIX]): through the Lua script for the redis
     /// backend, through the admin port (loopback) for the memory backend.
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["jti", "sid", "sub"])))]
     Revoke {
         /// The token's jti.
         #[arg(long, conflicts_with_all = ["sub", "before", "sid"], requires = "exp")]
@@ -68,7 +69,7 @@ enum Command {
         #[arg(long)]
         exp: Option<i64>,
         /// The subject to log out everywhere.
-        #[arg(long, required_unless_present_any = ["jti", "sid"])]
+        #[arg(long)]
         sub: Option<String>,
         /// Cut-off: tokens with iat at or before it are refused (default now).
         #[arg(long, requires = "sub")]
@@ -327,10 +328,15 @@ fn check_config(path: Option<&Path>) -> ExitCode {
         eprintln!("tokengate check-config: give a FILE (or --config FILE)");
         return ExitCode::from(2);
     };
-    let config = match Config::load(path) {
+    let config = match Config::load_for_check(path) {
         Ok(c) => c,
         Err(e) => return config_failure(&e),
     };
+    for name in &config.unset_env {
+        // Secrets usually exist only where the proxy runs; the rest of the
+        // file is still checked, with a placeholder standing in.
+        println!("note: environment variable `{name}` is not set here; `tokengate run` will need it");
+    }
     let summary = format!(
         "{}: OK (listen {}, admin {}, {} issuer(s), {} key(s), {} route(s), tls {})",
         config.origin,

@@ -308,3 +308,56 @@ fn demo_refuses_a_config_it_would_ignore() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("tokengate run --config"));
 }
+
+#[test]
+fn the_reference_config_checks_without_its_secret_in_the_environment() {
+    let out = Command::new(BIN)
+        .args(["check-config", "config/tokengate.yaml"])
+        .env_remove("TOKENGATE_EXAMPLE_HS256_SECRET")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.contains("`TOKENGATE_EXAMPLE_HS256_SECRET` is not set here"),
+        "{stdout}"
+    );
+    // Running needs it: the same file is refused by `run` (exit 64).
+    let out = Command::new(BIN)
+        .args(["run", "--config", "config/tokengate.yaml"])
+        .env_remove("TOKENGATE_EXAMPLE_HS256_SECRET")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("TOKENGATE_EXAMPLE_HS256_SECRET"));
+}
+
+#[test]
+fn a_missing_file_is_reported_where_it_was_looked_for() {
+    let dir = temp_dir("missing-file");
+    let file = dir.join("c.yaml");
+    std::fs::write(
+        &file,
+        "upstream: { url: \"http://127.0.0.1:1\" }\nauth:\n  issuers:\n    - issuer: x\n      keys: [{ algorithm: RS256, public_key_file: nope.pem }]\n",
+    )
+    .unwrap();
+    let out = check_config(&file);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(
+        stderr.contains(&format!("(looked for {})", dir.join("nope.pem").display())),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn revoke_without_arguments_names_every_way_to_revoke() {
+    let out = Command::new(BIN).arg("revoke").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    for flag in ["--jti", "--sid", "--sub"] {
+        assert!(stderr.contains(flag), "{stderr}");
+    }
+}

@@ -59,6 +59,10 @@ pub struct Config {
     pub files: Vec<PathBuf>,
     /// The config file, when it came from one.
     pub path: Option<PathBuf>,
+    /// Environment variables the config names that were unset when it was
+    /// checked with [`Config::load_for_check`] (placeholders stood in);
+    /// always empty for a config that can run.
+    pub unset_env: Vec<String>,
 }
 
 /// Hot reload settings (SIGHUP always reloads).
@@ -558,6 +562,15 @@ pub enum OnStale {
     FailClosed,
 }
 
+/// Whether environment variables the config names must be set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Env {
+    /// Running: an unset variable is a problem.
+    Required,
+    /// Checking: an unset variable is noted, a placeholder stands in.
+    MayBeUnset,
+}
+
 /// One validation problem, with where it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -646,6 +659,17 @@ impl Config {
     /// Reads and validates the file at `path`; relative paths inside it are
     /// resolved against the file's directory.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Self::load_with(path, Env::Required)
+    }
+
+    /// Loads `path` for `check-config`: a secret or password that comes
+    /// from an unset environment variable (it exists only where the proxy
+    /// runs) is noted in [`Config::unset_env`] instead of failing the check.
+    pub fn load_for_check(path: &Path) -> Result<Config, ConfigError> {
+        Self::load_with(path, Env::MayBeUnset)
+    }
+
+    fn load_with(path: &Path, env: Env) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
@@ -656,7 +680,7 @@ impl Config {
         } else {
             dir
         };
-        let mut config = Self::from_yaml_str(&text, FileBase::Dir(dir), &path.display().to_string())?;
+        let mut config = Self::parse(&text, FileBase::Dir(dir), &path.display().to_string(), env)?;
         config.path = Some(path.to_owned());
         Ok(config)
     }
@@ -668,11 +692,15 @@ impl Config {
 
     /// Parses and validates YAML text; `origin` names it in errors.
     pub fn from_yaml_str(text: &str, files: FileBase<'_>, origin: &str) -> Result<Config, ConfigError> {
+        Self::parse(text, files, origin, Env::Required)
+    }
+
+    fn parse(text: &str, files: FileBase<'_>, origin: &str, env: Env) -> Result<Config, ConfigError> {
         let raw: raw::RawConfig = serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse {
             origin: origin.to_owned(),
             message: e.to_string(),
         })?;
-        validate::validate(raw, files)
+        validate::validate(raw, files, env)
             .map_err(|problems| ConfigError::Invalid {
                 origin: origin.to_owned(),
                 problems,

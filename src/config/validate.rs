@@ -47,6 +47,9 @@ const RESERVED_HEADERS: &[&str] = &[
 
 struct Check<'a> {
     problems: Vec<Problem>,
+    env: Env,
+    /// Variables that were unset under `Env::MayBeUnset`.
+    unset_env: Vec<String>,
     files: FileBase<'a>,
     /// Files read so far, for the reload watcher.
     read: Vec<std::path::PathBuf>,
@@ -116,21 +119,48 @@ impl Check<'_> {
         v.value
     }
 
+    /// The value of the environment variable `value` names. Unset or empty
+    /// is a problem when running; when checking, the name is noted and a
+    /// placeholder (long enough for any HMAC key) stands in.
+    fn env(&mut self, path: &str, value: &S<String>) -> Option<Vec<u8>> {
+        match std::env::var(&value.value) {
+            Ok(v) if !v.is_empty() => Some(v.into_bytes()),
+            _ if self.env == Env::MayBeUnset => {
+                self.unset_env.push(value.value.clone());
+                Some(vec![b'0'; 64])
+            }
+            _ => {
+                self.problem(
+                    path,
+                    line(value),
+                    format!("environment variable `{}` is not set or empty", value.value),
+                );
+                None
+            }
+        }
+    }
+
     fn read(&mut self, path: &str, value: &S<String>) -> Option<Vec<u8>> {
         self.read.extend(self.files.resolve(&value.value));
         match self.files.read(&value.value) {
             Ok(bytes) => Some(bytes),
             Err(e) => {
-                self.problem(path, line(value), format!("cannot read `{}`: {e}", value.value));
+                let at = match self.files.resolve(&value.value) {
+                    Some(p) if p.as_os_str() != value.value.as_str() => format!(" (looked for {})", p.display()),
+                    _ => String::new(),
+                };
+                self.problem(path, line(value), format!("cannot read `{}`{at}: {e}", value.value));
                 None
             }
         }
     }
 }
 
-pub(super) fn validate(raw: RawConfig, files: FileBase<'_>) -> Result<Config, Vec<Problem>> {
+pub(super) fn validate(raw: RawConfig, files: FileBase<'_>, env: Env) -> Result<Config, Vec<Problem>> {
     let mut c = Check {
         problems: Vec::new(),
+        env,
+        unset_env: Vec::new(),
         files,
         read: Vec::new(),
     };
@@ -231,6 +261,7 @@ pub(super) fn validate(raw: RawConfig, files: FileBase<'_>) -> Result<Config, Ve
         origin: String::new(),
         files: c.read,
         path: None,
+        unset_env: c.unset_env,
     })
 }
 
@@ -807,17 +838,7 @@ fn secret(
 ) -> Option<Vec<u8>> {
     let mut secret = match (file, env) {
         (Some(f), None) => c.read(&format!("{path}.secret_file"), f),
-        (None, Some(e)) => match std::env::var(&e.value) {
-            Ok(v) if !v.is_empty() => Some(v.into_bytes()),
-            _ => {
-                c.problem(
-                    format!("{path}.secret_env"),
-                    line(e),
-                    format!("environment variable `{}` is not set or empty", e.value),
-                );
-                None
-            }
-        },
+        (None, Some(e)) => c.env(&format!("{path}.secret_env"), e),
         _ => {
             c.problem(path, missing_line, missing);
             None
@@ -1432,17 +1453,9 @@ fn redis(c: &mut Check<'_>, raw: &RawRedis) -> Option<RedisConfig> {
         (Some(f), None) => c
             .read("revocation.redis.password_file", f)
             .map(|b| String::from_utf8_lossy(b.trim_ascii_end()).into_owned()),
-        (None, Some(e)) => match std::env::var(&e.value) {
-            Ok(v) if !v.is_empty() => Some(v),
-            _ => {
-                c.problem(
-                    "revocation.redis.password_env",
-                    line(e),
-                    format!("environment variable `{}` is not set or empty", e.value),
-                );
-                None
-            }
-        },
+        (None, Some(e)) => c
+            .env("revocation.redis.password_env", e)
+            .map(|b| String::from_utf8_lossy(&b).into_owned()),
         (Some(f), Some(_)) => {
             c.problem(
                 "revocation.redis.password_file",
