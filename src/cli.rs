@@ -250,12 +250,9 @@ fn init_tracing(format: LogFormat) {
 fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
     match path {
         Some(p) => Config::load(p),
-        None => {
-            tracing::warn!(
-                "no --config given: running the embedded DEVELOPMENT config (public HS256 secret); never deploy it"
-            );
-            Config::embedded_dev()
-        }
+        // Only serving warns about the embedded config (`demo`): `token
+        // mint` and `revoke` on it are development by definition.
+        None => Config::embedded_dev(),
     }
 }
 
@@ -454,6 +451,7 @@ async fn revoke_via_admin(admin: SocketAddr, revocation: &Revocation) -> Result<
 }
 
 async fn demo(listen: SocketAddr, admin_listen: SocketAddr) -> ExitCode {
+    tracing::warn!("no --config given: running the embedded DEVELOPMENT config (public HS256 secret); never deploy it");
     let mut config = match Config::embedded_dev() {
         Ok(c) => c,
         Err(e) => return config_failure(&e),

@@ -361,3 +361,14 @@ fn revoke_without_arguments_names_every_way_to_revoke() {
         assert!(stderr.contains(flag), "{stderr}");
     }
 }
+
+#[test]
+fn token_mint_on_the_embedded_config_prints_only_the_token() {
+    let out = Command::new(BIN)
+        .args(["token", "mint", "--sub", "a"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim().split('.').count(), 3);
+}

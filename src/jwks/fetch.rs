@@ -85,6 +85,23 @@ fn client(remote: &JwksRemote) -> HttpClient {
 }
 
 /// One GET of the JWKS: the parsed set and the `max-age` the provider gave.
+/// `e` and its sources, `: `-separated, as an operator reads them
+/// ("client error (Connect): tcp connect error: Connection refused"), not
+/// the client's `Debug` form.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        if !text.ends_with(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
+}
+
 async fn fetch_once(client: &HttpClient, remote: &JwksRemote) -> Result<(jwks::Parsed, Option<Duration>), FetchError> {
     let request = Request::get(remote.url.clone())
         .header(header::ACCEPT, "application/jwk-set+json, application/json")
@@ -95,7 +112,7 @@ async fn fetch_once(client: &HttpClient, remote: &JwksRemote) -> Result<(jwks::P
         let response = client
             .request(request)
             .await
-            .map_err(|e| FetchError::Http(format!("{e:?}")))?;
+            .map_err(|e| FetchError::Http(error_chain(&e)))?;
         if response.status() != StatusCode::OK {
             return Err(FetchError::Status(response.status()));
         }
@@ -209,6 +226,15 @@ fn backoff(failures: u32, cap: Duration) -> Duration {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn errors_read_as_a_chain_of_causes() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
+        let outer = std::io::Error::other(io);
+        let text = super::error_chain(&outer);
+        assert_eq!(text, "Connection refused");
+        assert!(!text.contains("Custom"), "{text}");
+    }
+
     use super::*;
 
     #[test]
