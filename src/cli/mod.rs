@@ -1,6 +1,8 @@
 //! The command line: `run` (default), `check-config`, `token mint`, `demo`.
 //! Exit codes: 0 success, 64 invalid configuration, 1 any other failure.
 
+mod inspect;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -116,6 +118,18 @@ enum TokenCommand {
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
         count: u32,
     },
+    /// Show a token's header and claims; with --config, whether the proxy
+    /// would accept it and, if not, why; with --path, what the route asks.
+    Inspect {
+        /// The token (`-` reads it from standard input).
+        token: String,
+        /// A request path to judge the token against (needs --config).
+        #[arg(long)]
+        path: Option<String>,
+        /// The request method for --path.
+        #[arg(long, default_value = "GET")]
+        method: String,
+    },
 }
 
 fn parse_claim(s: &str) -> Result<(String, String), String> {
@@ -199,6 +213,9 @@ pub fn main() -> ExitCode {
                 },
                 count,
             ),
+            Command::Token {
+                command: TokenCommand::Inspect { token, path, method },
+            } => token_inspect(config_path.as_deref(), &token, path.as_deref(), &method),
             Command::Demo { .. } if config_path.is_some() => {
                 eprintln!(
                     "tokengate demo runs the embedded development config; to serve a file, use `tokengate run --config FILE`"
@@ -356,6 +373,24 @@ fn check_config(path: Option<&Path>) -> ExitCode {
             ExitCode::from(EXIT_CONFIG)
         }
     }
+}
+
+fn token_inspect(config: Option<&Path>, token: &str, path: Option<&str>, method: &str) -> ExitCode {
+    let token = if token == "-" {
+        let mut text = String::new();
+        if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut text) {
+            eprintln!("tokengate token inspect: cannot read standard input: {e}");
+            return ExitCode::from(2);
+        }
+        text
+    } else {
+        token.to_owned()
+    };
+    let config = match config.map(Config::load_for_check).transpose() {
+        Ok(c) => c,
+        Err(e) => return config_failure(&e),
+    };
+    inspect::inspect(&token, config.as_ref(), path.map(|p| (method, p)))
 }
 
 fn token_mint(path: Option<&Path>, options: MintOptions, count: u32) -> ExitCode {
