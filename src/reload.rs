@@ -93,7 +93,8 @@ pub(crate) fn build(
         upstream.clone(),
     )
     .with_http(config.http.clone())
-    .with_tunnel_idle_timeout(config.limits.tunnel_idle_timeout);
+    .with_tunnel_idle_timeout(config.limits.tunnel_idle_timeout)
+    .with_access_log(config.access_log);
     let files = config.path.iter().chain(&config.files).cloned().collect();
     let state = State {
         upstream_config: config.upstream.clone(),

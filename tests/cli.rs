@@ -407,3 +407,89 @@ fn token_inspect_says_why_a_token_would_be_refused() {
     let (code, _) = inspect(&["token", "inspect", "not-a-token"]);
     assert_eq!(code, Some(2));
 }
+
+#[tokio::test]
+async fn the_access_log_has_one_line_per_request_and_never_a_token() {
+    let dir = temp_dir("access-log");
+    let upstream = start_echo().await;
+    let file = dir.join("tokengate.yaml");
+    std::fs::write(dir.join("hs.secret"), "access-log-test-secret-0123456789abcdef").unwrap();
+    std::fs::write(
+        &file,
+        format!(
+            r#"listen: "127.0.0.1:0"
+admin: {{ listen: "127.0.0.1:0" }}
+upstream: {{ url: "http://{upstream}" }}
+access_log: true
+auth:
+  sources: [{{ header: authorization }}, {{ query: access_token }}]
+  issuers:
+    - issuer: "t"
+      keys: [{{ algorithm: HS256, secret_file: hs.secret }}]
+"#
+        ),
+    )
+    .unwrap();
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["--log-format", "json", "run", "--config"])
+        .arg(&file)
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stderr));
+    let proxy = loop {
+        let line = tokio::time::timeout(DEADLINE, lines.next_line())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if v["message"] == "tokengate listening" {
+            break v["proxy"].as_str().unwrap().to_owned();
+        }
+    };
+    let claims = serde_json::json!({"iss": "t", "sub": "dora", "exp": now() + 300});
+    let token = sign_with(
+        jsonwebtoken::Algorithm::HS256,
+        None,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(b"access-log-test-secret-0123456789abcdef"),
+    );
+    let ok = get(
+        &format!("http://{proxy}/a/b?access_token={token}&q=1"),
+        &[("x-request-id", "req-1")],
+    )
+    .await;
+    assert_eq!(ok.status, 200);
+    let refused = get(&format!("http://{proxy}/c"), &[("x-request-id", "req-2")]).await;
+    assert_eq!(refused.status, 401);
+    let mut found = Vec::new();
+    while found.len() < 2 {
+        let line = tokio::time::timeout(DEADLINE, lines.next_line())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert!(!line.contains(&token), "a token reached the log: {line}");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if v["target"] == "tokengate::access" {
+            found.push(v);
+        }
+    }
+    let served = &found[0];
+    assert_eq!(served["message"], "request served");
+    assert_eq!(served["status"], 200);
+    assert_eq!(served["reason"], "authorized");
+    assert_eq!(served["method"], "GET");
+    assert_eq!(served["path"], "/a/b");
+    assert_eq!(served["subject"], "dora");
+    assert_eq!(served["request_id"], "req-1");
+    assert!(served["latency_ms"].as_f64().unwrap() >= served["upstream_ms"].as_f64().unwrap());
+    let rejected = &found[1];
+    assert_eq!(rejected["message"], "request rejected");
+    assert_eq!(rejected["status"], 401);
+    assert_eq!(rejected["request_id"], "req-2");
+    let _ = child.kill().await;
+}

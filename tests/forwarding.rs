@@ -484,3 +484,28 @@ async fn upstream_connections_are_reused() {
         "idle connections are reused: {after_first} then {after_three}"
     );
 }
+
+#[tokio::test]
+async fn every_request_carries_one_request_id_to_the_app_and_back() {
+    let proxy = TestProxy::start().await;
+    let reply = get(&proxy.url("/public/x"), &[]).await;
+    let sent = reply.upstream_header("x-request-id").expect("the app got an id");
+    assert_eq!(sent.len(), 32);
+    assert_eq!(
+        reply.headers["x-request-id"],
+        sent.as_str(),
+        "the client gets the same id"
+    );
+    // A client's plain id is kept; a token-shaped one never reaches the app.
+    let reply = get(&proxy.url("/public/x"), &[("x-request-id", "trace-7f3a")]).await;
+    assert_eq!(reply.upstream_header("x-request-id").as_deref(), Some("trace-7f3a"));
+    let token = user_token();
+    let reply = get(&proxy.url("/public/x"), &[("x-request-id", &token)]).await;
+    let got = reply.upstream_header("x-request-id").unwrap();
+    assert_ne!(got, token);
+    assert_eq!(got.len(), 32);
+    // Rejections carry one too.
+    let reply = get(&proxy.url("/x"), &[]).await;
+    assert_eq!(reply.status, 401);
+    assert_eq!(reply.headers["x-request-id"].len(), 32);
+}

@@ -39,6 +39,8 @@ pub struct Config {
     pub admin: AdminConfig,
     /// Bounds that stop slow or greedy clients from pinning resources.
     pub limits: Limits,
+    /// One log line per request (allowed ones too), not only per rejection.
+    pub access_log: bool,
     /// How ambiguous request spellings (header names, path parameters) are treated.
     pub http: HttpRules,
     /// How SIGTERM drains.

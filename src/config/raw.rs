@@ -19,6 +19,7 @@ pub(super) struct RawConfig {
     pub(super) admin: Option<RawAdmin>,
     pub(super) limits: Option<RawLimits>,
     pub(super) http: Option<RawHttp>,
+    pub(super) access_log: Option<S<bool>>,
     pub(super) shutdown: Option<RawShutdown>,
     pub(super) auth: RawAuth,
     #[serde(default)]

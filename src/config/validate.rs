@@ -251,6 +251,7 @@ pub(super) fn validate(raw: RawConfig, files: FileBase<'_>, env: Env) -> Result<
         tls,
         admin,
         limits,
+        access_log: raw.access_log.as_ref().is_some_and(|v| v.value),
         http,
         shutdown,
         auth,

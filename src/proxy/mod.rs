@@ -5,6 +5,7 @@
 pub mod forward;
 pub mod headers;
 pub mod request;
+pub mod request_id;
 pub mod respond;
 pub mod tunnel;
 
@@ -63,6 +64,9 @@ pub struct Snapshot {
     /// Lower-case names the proxy owns whatever `http` says: the fixed ones,
     /// the identity headers and the token source headers.
     owned_base: Vec<String>,
+    /// One log line per forwarded request too (`access_log`), not only per
+    /// rejection.
+    access_log: bool,
     /// A tunnel with no byte moving for this long is closed.
     tunnel_idle_timeout: std::time::Duration,
     /// `owned_base` plus the stripped headers: no client header may spell
@@ -106,10 +110,17 @@ impl Snapshot {
             realm: auth.realm.clone(),
             http: HttpRules::default(),
             tunnel_idle_timeout: crate::config::DEFAULT_TUNNEL_IDLE_TIMEOUT,
+            access_log: false,
             owned: owned_base.clone(),
             owned_base,
         }
         .with_http(HttpRules::default())
+    }
+
+    /// Logs every request, not only rejections (`access_log: true`).
+    pub fn with_access_log(mut self, on: bool) -> Self {
+        self.access_log = on;
+        self
     }
 
     /// Closes tunnels idle for `timeout` (`limits.tunnel_idle_timeout`).
@@ -176,15 +187,38 @@ impl Proxy {
         // bytes), kept so a rejection can be logged after `req` is consumed.
         let method = req.method().clone();
         let uri = req.uri().clone();
+        let request_id = request_id::for_request(req.headers());
         // One snapshot for the whole request, even if a reload lands meanwhile.
         let snapshot = self.current.load_full();
-        let (reason, response) = match self.serve(&snapshot, req, conn).await {
-            Ok((reason, response)) => (reason, response),
+        let mut response = match self.serve(&snapshot, req, conn, &request_id).await {
+            Ok(served) => {
+                let elapsed = started.elapsed();
+                self.metrics.record_request(served.reason, elapsed);
+                if snapshot.access_log {
+                    // The path only (a query may carry a token), never a
+                    // header value; the subject is the verified one.
+                    tracing::info!(
+                        target: "tokengate::access",
+                        status = served.response.status().as_u16(),
+                        reason = served.reason.label(),
+                        method = %method,
+                        path = uri.path(),
+                        subject = served.subject.as_ref().and_then(|c| c.subject()).unwrap_or("-"),
+                        latency_ms = elapsed.as_secs_f64() * 1000.0,
+                        upstream_ms = served.upstream.map_or(0.0, |d| d.as_secs_f64() * 1000.0),
+                        request_id = request_id.to_str().unwrap_or("-"),
+                        peer = %peer.ip(),
+                        "request served"
+                    );
+                }
+                served.response
+            }
             Err(rejection) => {
                 let reason = rejection.reason();
                 let response = respond(&rejection, &snapshot.realm);
-                // One line per rejected request; the path only (a query may
-                // carry a token), never a header value.
+                let elapsed = started.elapsed();
+                self.metrics.record_request(reason, elapsed);
+                // One line per rejected request, access log or not.
                 tracing::info!(
                     target: "tokengate::access",
                     status = response.status().as_u16(),
@@ -192,13 +226,17 @@ impl Proxy {
                     detail = %rejection,
                     method = %method,
                     path = uri.path(),
+                    latency_ms = elapsed.as_secs_f64() * 1000.0,
+                    request_id = request_id.to_str().unwrap_or("-"),
                     peer = %peer.ip(),
                     "request rejected"
                 );
-                (reason, response.map(Either::Right))
+                response.map(Either::Right)
             }
         };
-        self.metrics.record_request(reason, started.elapsed());
+        if !response.headers().contains_key(request_id::X_REQUEST_ID) {
+            response.headers_mut().insert(request_id::X_REQUEST_ID, request_id);
+        }
         response
     }
 
@@ -207,7 +245,8 @@ impl Proxy {
         snapshot: &Snapshot,
         mut req: Request<Incoming>,
         conn: &ProxyService,
-    ) -> Result<(Reason, Response<ProxyBody>), Rejection> {
+        request_id: &http::HeaderValue,
+    ) -> Result<Served, Rejection> {
         request::check(&req)?;
         let mut normalised: Option<String> = match path::normalise(req.uri().path())? {
             Cow::Borrowed(_) => None,
@@ -227,7 +266,12 @@ impl Proxy {
                 None
             };
             let response = session::http::serve(sessions, endpoint, req, caller).await;
-            return Ok((Reason::SessionEndpoint, response.map(Either::Right)));
+            return Ok(Served {
+                reason: Reason::SessionEndpoint,
+                response: response.map(Either::Right),
+                subject: None,
+                upstream: None,
+            });
         }
         let rule = snapshot.policy.rule(req.method(), path);
         if snapshot.http.case_ambiguous_paths == CaseAmbiguousPaths::Reject
@@ -264,8 +308,11 @@ impl Proxy {
             h.insert(http::header::HOST, host.clone());
         }
         headers::set_forwarded(h, conn.peer.ip(), conn.scheme, host);
+        h.insert(request_id::X_REQUEST_ID, request_id.clone());
 
+        let sent = Instant::now();
         let mut response = snapshot.upstream.send(req).await?;
+        let upstream = sent.elapsed();
         let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
         if switching {
             // The app must switch to exactly the protocol the client asked
@@ -290,7 +337,12 @@ impl Proxy {
             ));
         }
         headers::strip_hop_by_hop(response.headers_mut(), switching);
-        Ok((reason, response.map(Either::Left)))
+        Ok(Served {
+            reason,
+            response: response.map(Either::Left),
+            subject: claims,
+            upstream: Some(upstream),
+        })
     }
 
     /// The decision for a request whose path is already normalised: which
@@ -383,6 +435,16 @@ impl Snapshot {
         };
         Ok(Uri::from(path_and_query))
     }
+}
+
+/// A request the proxy answered without a rejection.
+struct Served {
+    reason: Reason,
+    response: Response<ProxyBody>,
+    /// The verified claims, on a protected route.
+    subject: Option<Arc<Claims>>,
+    /// Time to the app's response head, when the request was forwarded.
+    upstream: Option<std::time::Duration>,
 }
 
 /// The per-connection service: the shared proxy plus who is calling.
