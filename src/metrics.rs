@@ -227,6 +227,27 @@ impl UpstreamErrorKind {
     }
 }
 
+/// The `result` label of `tokengate_config_reloads_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadResult {
+    /// The new configuration serves.
+    Ok,
+    /// Refused; the running configuration keeps serving.
+    Invalid,
+}
+
+impl ReloadResult {
+    const ALL: [ReloadResult; 2] = [ReloadResult::Ok, ReloadResult::Invalid];
+
+    /// The `result` label value.
+    pub const fn label(self) -> &'static str {
+        match self {
+            ReloadResult::Ok => "ok",
+            ReloadResult::Invalid => "invalid",
+        }
+    }
+}
+
 /// Every metric tokengate exports, resolved to concrete series at start-up.
 pub struct Metrics {
     registry: Registry,
@@ -300,8 +321,8 @@ impl Metrics {
             Opts::new("tokengate_config_reloads_total", "Configuration reloads, by result."),
             &["result"],
         )?;
-        for result in ["ok", "invalid", "unchanged"] {
-            config_reloads.with_label_values(&[result]);
+        for result in ReloadResult::ALL {
+            config_reloads.with_label_values(&[result.label()]);
         }
 
         let requests = Reason::ALL
@@ -342,10 +363,9 @@ impl Metrics {
         })
     }
 
-    /// Counts one reload attempt: `ok`, `invalid` (kept the running config)
-    /// or `unchanged` (nothing to do).
-    pub fn record_reload(&self, result: &'static str) {
-        self.config_reloads.with_label_values(&[result]).inc();
+    /// Counts one reload attempt.
+    pub fn record_reload(&self, result: ReloadResult) {
+        self.config_reloads.with_label_values(&[result.label()]).inc();
     }
 
     /// The registry, for components that add their own families.

@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::{Config, ConfigError, Problem, ReloadConfig, SessionsConfig, UpstreamConfig};
 use crate::jwks::{self, JwksMetrics, KeyStore, KeyStores};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, ReloadResult};
 use crate::proxy::forward::Upstream;
 use crate::proxy::{Proxy, Snapshot};
 use crate::route::RoutePolicy;
@@ -166,7 +166,7 @@ impl Reloader {
         let config = match Config::load(path) {
             Ok(config) => config,
             Err(e) => {
-                self.0.metrics.record_reload("invalid");
+                self.0.metrics.record_reload(ReloadResult::Invalid);
                 tracing::error!(error = %e, "reload refused; the running configuration keeps serving");
                 return Err(e);
             }
@@ -183,7 +183,7 @@ impl Reloader {
                     message: "changed: the session service (key, issuer, lifetimes, listener) is fixed at start; restart to apply".into(),
                 }],
             };
-            self.0.metrics.record_reload("invalid");
+            self.0.metrics.record_reload(ReloadResult::Invalid);
             tracing::error!(error = %e, "reload refused; the running configuration keeps serving");
             return Err(e);
         }
@@ -207,7 +207,7 @@ impl Reloader {
         self.0.key_stores.set(next.stores.clone());
         self.0.proxy.replace(snapshot);
         *state = next;
-        self.0.metrics.record_reload("ok");
+        self.0.metrics.record_reload(ReloadResult::Ok);
         tracing::info!(config = %config.origin, "configuration reloaded");
         Ok(())
     }

@@ -21,28 +21,12 @@ use serde::{Deserialize, Serialize};
 /// `KEYS[1]` the set, `KEYS[2]` the seq key; `ARGV[1]` kind (`jti`|`sub`|`sid`),
 /// `ARGV[2]` id, `ARGV[3]` score (exp or cut-off), `ARGV[4]` channel.
 /// Returns the new `seq`.
-pub const REVOKE_SCRIPT: &str = r#"
-local seq = redis.call('INCR', KEYS[2])
-redis.call('ZADD', KEYS[1], 'GT', ARGV[3], ARGV[2])
-local msg = {seq = seq, kind = ARGV[1], id = ARGV[2]}
-if ARGV[1] == 'sub' then msg.before = tonumber(ARGV[3]) else msg.exp = tonumber(ARGV[3]) end
-redis.call('PUBLISH', ARGV[4], cjson.encode(msg))
-return seq
-"#;
+pub const REVOKE_SCRIPT: &str = include_str!("revoke.lua");
 
 /// The same step as a Lua function, for scripts (the session store) that
 /// revoke as part of a larger atomic change: `revoke(set, seq_key, kind, id,
 /// score, channel)`.
-pub const REVOKE_FUNCTION: &str = r#"
-local function revoke(set, seq_key, kind, id, score, channel)
-  local seq = redis.call('INCR', seq_key)
-  redis.call('ZADD', set, 'GT', score, id)
-  local msg = {seq = seq, kind = kind, id = id}
-  if kind == 'sub' then msg.before = tonumber(score) else msg.exp = tonumber(score) end
-  redis.call('PUBLISH', channel, cjson.encode(msg))
-  return seq
-end
-"#;
+pub const REVOKE_FUNCTION: &str = include_str!("revoke_function.lua");
 
 /// Key and channel names for one prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]

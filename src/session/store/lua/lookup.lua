@@ -1,0 +1,1 @@
+return {redis.call('GET', p .. ':refresh:' .. ARGV[3])}

@@ -1,0 +1,265 @@
+//! The redis backend: each transition one atomic Lua script (`lua/`), so
+//! concurrent refreshes on different sidecars see one order.
+
+use arc_swap::ArcSwapOption;
+use redis::aio::MultiplexedConnection;
+
+use super::*;
+
+/// Keys, all under the revocation prefix's hash tag `{p}`:
+///
+/// | key | type | content | TTL |
+/// |---|---|---|---|
+/// | `{p}:session:<sid>` | hash | sub, created, refreshed, expires, current, previous, rotated_ms, claims, access_exp | its refresh token's expiry |
+/// | `{p}:refresh:<hash>` | string | sid (current or spent token) | the token's expiry |
+/// | `{p}:sessions:<sub>` | sorted set | sid scored by creation (ms) | the latest session expiry |
+///
+/// Every script also gets `KEYS = [revoked:sid, seq, revoked:sub]` and the
+/// channel, and revokes through the protocol's own function, so what a
+/// script ends is published to every sidecar in the same atomic step.
+const COMMON: &str = include_str!("lua/common.lua");
+
+/// ARGV[3] sid, [4] sub, [5] token hash, [6] token exp, [7] now ms,
+/// [8] claims, [9] access exp, [10] cap (0 = none).
+/// Returns `[cutoff or '', evicted sid, its access exp, ...]`.
+const OPEN: &str = include_str!("lua/open.lua");
+
+/// ARGV[3] presented hash, [4] next hash, [5] next exp, [6] now ms,
+/// [7] access exp, [8] grace ms.
+/// Returns `['rotated', sid, sub, claims, cutoff or '']`, `['reused', sid, access exp]`,
+/// `['concurrent']`, `['expired']` or `['invalid']`.
+const REFRESH: &str = include_str!("lua/refresh.lua");
+
+/// ARGV[3] sid, [4] min exp (0: only if the session exists).
+/// Returns `[existed 0|1, revoked exp or '']`.
+const END: &str = include_str!("lua/end.lua");
+
+/// ARGV[3] sub, [4] cut-off. Returns `[sessions ended]`.
+const END_SUBJECT: &str = include_str!("lua/end_subject.lua");
+
+/// ARGV[3] token hash. Returns `[sid]` or `[]`.
+const LOOKUP: &str = include_str!("lua/lookup.lua");
+
+/// ARGV[3] sub. Returns `[sid, created, refreshed, expires, ...]`, oldest first.
+const LIST: &str = include_str!("lua/list.lua");
+
+/// The redis backend: one cached multiplexed connection, re-opened after a failure.
+pub struct RedisStore {
+    target: RedisTarget,
+    conn: ArcSwapOption<MultiplexedConnection>,
+    scripts: Scripts,
+}
+
+struct Scripts {
+    open: redis::Script,
+    refresh: redis::Script,
+    end: redis::Script,
+    end_subject: redis::Script,
+    list: redis::Script,
+    lookup: redis::Script,
+}
+
+fn script(body: &str) -> redis::Script {
+    redis::Script::new(&format!(
+        "{}{COMMON}{body}",
+        crate::revocation::protocol::REVOKE_FUNCTION
+    ))
+}
+
+fn hex(hash: &TokenHash) -> String {
+    use std::fmt::Write;
+    hash.iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+impl RedisStore {
+    pub(super) fn new(target: RedisTarget) -> RedisStore {
+        RedisStore {
+            target,
+            conn: ArcSwapOption::empty(),
+            scripts: Scripts {
+                open: script(OPEN),
+                refresh: script(REFRESH),
+                end: script(END),
+                end_subject: script(END_SUBJECT),
+                list: script(LIST),
+                lookup: script(LOOKUP),
+            },
+        }
+    }
+
+    pub(super) fn keys(&self) -> &Keys {
+        &self.target.keys
+    }
+
+    /// Runs `script` with the common keys and args followed by `args`.
+    pub(super) async fn run(
+        &self,
+        script: &redis::Script,
+        args: impl FnOnce(&mut redis::ScriptInvocation<'_>),
+    ) -> Result<Vec<redis::Value>, StoreError> {
+        let mut conn = match self.conn.load_full() {
+            Some(c) => MultiplexedConnection::clone(&c),
+            None => {
+                let c = self.target.connect().await?;
+                self.conn.store(Some(Arc::new(c.clone())));
+                c
+            }
+        };
+        let keys = self.keys();
+        let mut invocation = script.key(&keys.sid);
+        invocation
+            .key(&keys.seq)
+            .key(&keys.sub)
+            .arg(&keys.tag)
+            .arg(&keys.channel);
+        args(&mut invocation);
+        match invocation.invoke_async::<Vec<redis::Value>>(&mut conn).await {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_unrecoverable_error() {
+                    // The next call connects afresh instead of reusing a dead socket.
+                    self.conn.store(None);
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    pub(super) async fn open(&self, s: &NewSession<'_>) -> Result<Opened, StoreError> {
+        let reply = self
+            .run(&self.scripts.open, |i| {
+                i.arg(s.sid)
+                    .arg(s.sub)
+                    .arg(hex(&s.token))
+                    .arg(s.token_exp)
+                    .arg(s.now_ms)
+                    .arg(s.claims)
+                    .arg(s.access_exp)
+                    .arg(s.cap.unwrap_or(0));
+            })
+            .await?;
+        let mut it = reply.iter();
+        let cutoff = it.next().and_then(int);
+        let mut evicted = Vec::new();
+        while let (Some(sid), Some(exp)) = (it.next().and_then(text), it.next().and_then(int)) {
+            evicted.push(Revocation::Session { id: sid, exp });
+        }
+        Ok(Opened { evicted, cutoff })
+    }
+
+    pub(super) async fn refresh(&self, r: &Rotation) -> Result<Refreshed, StoreError> {
+        let reply = self
+            .run(&self.scripts.refresh, |i| {
+                i.arg(hex(&r.presented))
+                    .arg(hex(&r.next))
+                    .arg(r.next_exp)
+                    .arg(r.now_ms)
+                    .arg(r.access_exp)
+                    .arg(r.grace_ms);
+            })
+            .await?;
+        let field = |i: usize| reply.get(i).and_then(text);
+        Ok(match field(0).as_deref() {
+            Some("rotated") => Refreshed::Rotated {
+                sid: field(1).ok_or(StoreError::Reply("rotated without sid"))?,
+                sub: field(2).ok_or(StoreError::Reply("rotated without sub"))?,
+                claims: field(3).unwrap_or_else(|| "{}".to_owned()),
+                cutoff: reply.get(4).and_then(int),
+            },
+            Some("reused") => Refreshed::Reused {
+                revocation: Revocation::Session {
+                    id: field(1).ok_or(StoreError::Reply("reused without sid"))?,
+                    exp: reply
+                        .get(2)
+                        .and_then(int)
+                        .ok_or(StoreError::Reply("reused without exp"))?,
+                },
+            },
+            Some("concurrent") => Refreshed::Concurrent,
+            Some("expired") => Refreshed::Expired,
+            Some("invalid") => Refreshed::Invalid,
+            _ => return Err(StoreError::Reply("unknown refresh result")),
+        })
+    }
+
+    pub(super) async fn end(&self, sid: &str, min_exp: i64) -> Result<(Option<Revocation>, bool), StoreError> {
+        let reply = self
+            .run(&self.scripts.end, |i| {
+                i.arg(sid).arg(min_exp);
+            })
+            .await?;
+        let existed = reply.first().and_then(int) == Some(1);
+        let revocation = reply.get(1).and_then(int).map(|exp| Revocation::Session {
+            id: sid.to_owned(),
+            exp,
+        });
+        Ok((revocation, existed))
+    }
+
+    pub(super) async fn session_of(&self, token: &TokenHash) -> Result<Option<String>, StoreError> {
+        let reply = self
+            .run(&self.scripts.lookup, |i| {
+                i.arg(hex(token));
+            })
+            .await?;
+        Ok(reply.first().and_then(text))
+    }
+
+    pub(super) async fn end_subject(&self, sub: &str, before: i64) -> Result<usize, StoreError> {
+        let reply = self
+            .run(&self.scripts.end_subject, |i| {
+                i.arg(sub).arg(before);
+            })
+            .await?;
+        let n = reply
+            .first()
+            .and_then(int)
+            .ok_or(StoreError::Reply("end_subject without count"))?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    pub(super) async fn list(&self, sub: &str) -> Result<Vec<SessionInfo>, StoreError> {
+        let reply = self
+            .run(&self.scripts.list, |i| {
+                i.arg(sub);
+            })
+            .await?;
+        Ok(reply
+            .chunks_exact(4)
+            .filter_map(|c| {
+                Some(SessionInfo {
+                    sid: text(&c[0])?,
+                    created: int(&c[1])?,
+                    last_refreshed: int(&c[2])?,
+                    expires: int(&c[3])?,
+                })
+            })
+            .collect())
+    }
+}
+
+fn text(v: &redis::Value) -> Option<String> {
+    match v {
+        redis::Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        redis::Value::SimpleString(s) => Some(s.clone()),
+        redis::Value::Int(i) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
+fn int(v: &redis::Value) -> Option<i64> {
+    match v {
+        redis::Value::Int(i) => Some(*i),
+        redis::Value::BulkString(b) => {
+            let s = std::str::from_utf8(b).ok()?;
+            // Scores come back as "1767225600" or "1.7672256e9".
+            s.parse::<i64>()
+                .ok()
+                .or_else(|| s.parse::<f64>().ok().filter(|f| f.is_finite()).map(|f| f as i64))
+        }
+        _ => None,
+    }
+}
