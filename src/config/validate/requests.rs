@@ -94,32 +94,16 @@ pub(super) fn upgrades(c: &mut Check<'_>, path: &str, raw: Option<&[S<String>]>)
 
 #[cfg(test)]
 mod tests {
-    use crate::config::{Config, ConfigError, FileBase, HeaderNames, PathParameters};
-
-    const BASE: &str = "upstream: { url: \"http://127.0.0.1:3000\" }
-auth:
-  issuers:
-    - issuer: t
-      keys: [{ algorithm: HS256, secret_file: dev-hs256-secret.DEVELOPMENT-ONLY.txt }]
-";
-
-    fn load(yaml: &str) -> Result<Config, ConfigError> {
-        Config::from_yaml_str(&format!("{BASE}{yaml}"), FileBase::Embedded, "t")
-    }
+    use super::super::table::{BASE, problems_of};
+    use crate::config::{Config, FileBase, HeaderNames, PathParameters};
 
     fn problems(yaml: &str) -> Vec<String> {
-        match load(yaml) {
-            Ok(_) => Vec::new(),
-            Err(ConfigError::Invalid { problems, .. }) => {
-                problems.iter().map(|p| format!("{}: {}", p.path, p.message)).collect()
-            }
-            Err(e) => vec![e.to_string()],
-        }
+        problems_of(&format!("{BASE}{yaml}"))
     }
 
     #[test]
     fn defaults_are_strict_names_rejected_parameters_and_websocket_only() {
-        let c = load("routes: [{ prefix: / }]\n").unwrap();
+        let c = Config::from_yaml_str(&format!("{BASE}routes: [{{ prefix: / }}]\n"), FileBase::Embedded, "t").unwrap();
         assert_eq!(c.http.header_names, HeaderNames::Strict);
         assert_eq!(c.http.path_parameters, PathParameters::Reject);
         assert_eq!(c.routes[0].upgrades, ["websocket"]);

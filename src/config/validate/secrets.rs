@@ -1,0 +1,232 @@
+//! Verification keys: HMAC secrets (file or environment) and public keys (PEM).
+
+use super::*;
+
+pub(super) fn key(c: &mut Check<'_>, path: &str, raw: &RawKey) -> Option<Key> {
+    let algorithm = match Algorithm::from_str(&raw.algorithm.value) {
+        Ok(a) => a,
+        Err(_) => {
+            let hint = if raw.algorithm.value.eq_ignore_ascii_case("none") {
+                "`none` is never accepted: every token must be signed"
+            } else {
+                "use one of HS256 HS384 HS512 RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA"
+            };
+            c.problem(
+                format!("{path}.algorithm"),
+                line(&raw.algorithm),
+                format!("`{}` is not supported: {hint}", raw.algorithm.value),
+            );
+            return None;
+        }
+    };
+    if algorithm.family() == AlgorithmFamily::Hmac {
+        hmac_key(c, path, raw, algorithm)
+    } else {
+        public_key(c, path, raw, algorithm)
+    }
+}
+
+pub(super) fn hmac_key(c: &mut Check<'_>, path: &str, raw: &RawKey, algorithm: Algorithm) -> Option<Key> {
+    for (field, v) in [
+        ("public_key_file", &raw.public_key_file),
+        ("private_key_file", &raw.private_key_file),
+    ] {
+        if let Some(v) = v {
+            c.problem(
+                format!("{path}.{field}"),
+                line(v),
+                "an HMAC key is a shared secret: use secret_file or secret_env (public keys belong to RS/PS/ES/EdDSA keys)",
+            );
+        }
+    }
+    let secret = hmac_secret(
+        c,
+        path,
+        (raw.secret_file.as_ref(), raw.secret_env.as_ref()),
+        algorithm,
+        line(&raw.algorithm),
+    )?;
+    let secret = secret.as_slice();
+    Some(Key {
+        kid: raw.kid.as_ref().map(|k| k.value.clone()),
+        algorithm,
+        verify: DecodingKey::from_secret(secret),
+        sign: Some(EncodingKey::from_secret(secret)),
+    })
+}
+
+/// Reads a secret from exactly one of a file or an environment variable; a
+/// trailing newline from `echo > file` or a Secret mount is not part of it.
+pub(super) fn secret(
+    c: &mut Check<'_>,
+    path: &str,
+    (file, env): (Option<&S<String>>, Option<&S<String>>),
+    missing_line: Option<u64>,
+    missing: &str,
+) -> Option<Vec<u8>> {
+    let mut secret = match (file, env) {
+        (Some(f), None) => c.read(&format!("{path}.secret_file"), f),
+        (None, Some(e)) => c.env(&format!("{path}.secret_env"), e),
+        _ => {
+            c.problem(path, missing_line, missing);
+            None
+        }
+    }?;
+    secret.truncate(secret.trim_ascii_end().len());
+    Some(secret)
+}
+
+/// An HMAC secret of at least the length RFC 7518 §3.2 asks for `algorithm`.
+pub(super) fn hmac_secret(
+    c: &mut Check<'_>,
+    path: &str,
+    sources: (Option<&S<String>>, Option<&S<String>>),
+    algorithm: Algorithm,
+    at: Option<u64>,
+) -> Option<Vec<u8>> {
+    let secret = secret(
+        c,
+        path,
+        sources,
+        at,
+        "an HMAC key needs exactly one of secret_file or secret_env",
+    )?;
+    let min = match algorithm {
+        Algorithm::HS384 => 48,
+        Algorithm::HS512 => 64,
+        _ => 32,
+    };
+    if secret.len() < min {
+        c.problem(
+            path,
+            at,
+            format!(
+                "the {algorithm:?} secret is {} bytes; at least {min} are required (RFC 7518 §3.2)",
+                secret.len()
+            ),
+        );
+        return None;
+    }
+    Some(secret)
+}
+
+pub(super) fn public_key(c: &mut Check<'_>, path: &str, raw: &RawKey, algorithm: Algorithm) -> Option<Key> {
+    for (field, v) in [("secret_file", &raw.secret_file), ("secret_env", &raw.secret_env)] {
+        if let Some(v) = v {
+            c.problem(
+                format!("{path}.{field}"),
+                line(v),
+                format!("a {algorithm:?} key is verified with a public key (public_key_file), never a secret"),
+            );
+        }
+    }
+    let Some(pub_file) = &raw.public_key_file else {
+        c.problem(
+            path,
+            line(&raw.algorithm),
+            format!("a {algorithm:?} key needs public_key_file"),
+        );
+        return None;
+    };
+    let pem = c.read(&format!("{path}.public_key_file"), pub_file)?;
+    let family = algorithm.family();
+    let verify = match family {
+        AlgorithmFamily::Rsa => DecodingKey::from_rsa_pem(&pem),
+        AlgorithmFamily::Ec => DecodingKey::from_ec_pem(&pem),
+        _ => DecodingKey::from_ed_pem(&pem),
+    };
+    let verify = match verify {
+        Ok(k) => k,
+        Err(e) => {
+            c.problem(
+                format!("{path}.public_key_file"),
+                line(pub_file),
+                format!("not a {family:?} public key in PEM form ({e})"),
+            );
+            return None;
+        }
+    };
+    // The EC point length tells the curve: a P-256 key must not be pinned to ES384.
+    if let DecodingKeyKind::SecretOrDer(point) = verify.kind() {
+        let expected = match algorithm {
+            Algorithm::ES256 => Some(65),
+            Algorithm::ES384 => Some(97),
+            _ => None,
+        };
+        if expected.is_some_and(|n| n != point.len()) {
+            c.problem(
+                format!("{path}.public_key_file"),
+                line(pub_file),
+                format!("the key's curve does not match {algorithm:?} (ES256 needs P-256, ES384 needs P-384)"),
+            );
+            return None;
+        }
+    }
+    let sign = match &raw.private_key_file {
+        None => None,
+        Some(f) => {
+            let pem = c.read(&format!("{path}.private_key_file"), f)?;
+            let key = match family {
+                AlgorithmFamily::Rsa => EncodingKey::from_rsa_pem(&pem),
+                AlgorithmFamily::Ec => EncodingKey::from_ec_pem(&pem),
+                _ => EncodingKey::from_ed_pem(&pem),
+            };
+            match key {
+                Ok(k) if pair_matches(&k, &verify, algorithm) => Some(k),
+                Ok(_) => {
+                    c.problem(
+                        format!("{path}.private_key_file"),
+                        line(f),
+                        "does not belong to public_key_file (a test signature did not verify)",
+                    );
+                    return None;
+                }
+                Err(e) => {
+                    c.problem(
+                        format!("{path}.private_key_file"),
+                        line(f),
+                        format!("not a {family:?} private key in PKCS#8 PEM form ({e})"),
+                    );
+                    return None;
+                }
+            }
+        }
+    };
+    Some(Key {
+        kid: raw.kid.as_ref().map(|k| k.value.clone()),
+        algorithm,
+        verify,
+        sign,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::table::check;
+
+    #[test]
+    fn table() {
+        let yaml = "upstream: { url: \"http://127.0.0.1:3000\" }
+auth:
+  issuers:
+    - issuer: t
+      keys:
+        - { kid: a, algorithm: HS512, secret_file: dev-hs256-secret.DEVELOPMENT-ONLY.txt }
+        - { kid: b, algorithm: none, secret_file: x }
+        - { kid: c, algorithm: RS256, secret_file: x }
+        - { kid: d, algorithm: HS256, secret_env: TOKENGATE_TEST_NEVER_SET }
+        - { kid: e, algorithm: HS256 }
+";
+        check(&[(
+            yaml,
+            &[
+                "auth.issuers[0].keys[0]: the HS512 secret is 63 bytes; at least 64 are required (RFC 7518 \u{a7}3.2)",
+                "auth.issuers[0].keys[1].algorithm: `none` is not supported: `none` is never accepted: every token must be signed",
+                "auth.issuers[0].keys[2].secret_file: a RS256 key is verified with a public key (public_key_file), never a secret",
+                "auth.issuers[0].keys[2]: a RS256 key needs public_key_file",
+                "auth.issuers[0].keys[3].secret_env: environment variable `TOKENGATE_TEST_NEVER_SET` is not set or empty",
+                "auth.issuers[0].keys[4]: an HMAC key needs exactly one of secret_file or secret_env",
+            ],
+        )]);
+    }
+}
