@@ -383,7 +383,23 @@ async fn logout_and_logout_all(backend: Backend) {
     )
     .await;
     assert_eq!(reply.status, 400);
-    assert_eq!(post(&a.url("/.tokengate/logout-all"), &[], "").await.status, 401);
+    let refused = post(&a.url("/.tokengate/logout-all"), &[], "").await;
+    assert_eq!(refused.status, 401);
+    // One port, one shape of 401: the session endpoints' challenge is the proxy's.
+    assert!(
+        refused
+            .www_authenticate()
+            .starts_with(r#"Bearer realm="tokengate", error="invalid_token""#),
+        "{}",
+        refused.www_authenticate()
+    );
+    let proxied = get_with_token(&a.url("/x"), "not-a-token").await;
+    assert_eq!(proxied.status, 401);
+    assert!(
+        proxied
+            .www_authenticate()
+            .starts_with(r#"Bearer realm="tokengate", error="invalid_token""#)
+    );
     assert_eq!(
         metric(a.admin, r#"tokengate_session_logouts_total{scope="session"}"#).await,
         2.0

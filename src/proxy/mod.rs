@@ -265,7 +265,7 @@ impl Proxy {
             } else {
                 None
             };
-            let response = session::http::serve(sessions, endpoint, req, caller).await;
+            let response = session::http::serve(sessions, endpoint, req, caller, &snapshot.realm).await;
             return Ok(Served {
                 reason: Reason::SessionEndpoint,
                 response: response.map(Either::Right),

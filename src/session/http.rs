@@ -64,12 +64,14 @@ impl Sessions {
 }
 
 /// Serves `endpoint`. `caller` is the outcome of checking the request's
-/// access token (signature, expiry, revocation), for the logout endpoints.
+/// access token (signature, expiry, revocation), for the logout endpoints;
+/// `realm` is the proxy's, so a 401 here has the proxy's shape.
 pub async fn serve(
     sessions: &Sessions,
     endpoint: Endpoint,
     req: Request<Incoming>,
     caller: Option<Result<Arc<Claims>, String>>,
+    realm: &str,
 ) -> Response<Full<Bytes>> {
     let method = req.method().clone();
     match (endpoint, &method) {
@@ -84,8 +86,8 @@ pub async fn serve(
         (Endpoint::Unknown, _) => error(StatusCode::NOT_FOUND, "not_found", "no such session endpoint"),
         (_, m) if m != Method::POST => not_allowed("POST"),
         (Endpoint::Refresh, _) => refresh(sessions, req).await,
-        (Endpoint::Logout, _) => logout(sessions, req, caller).await,
-        (Endpoint::LogoutAll, _) => logout_all(sessions, caller).await,
+        (Endpoint::Logout, _) => logout(sessions, req, caller, realm).await,
+        (Endpoint::LogoutAll, _) => logout_all(sessions, caller, realm).await,
     }
 }
 
@@ -114,6 +116,7 @@ async fn logout(
     sessions: &Sessions,
     req: Request<Incoming>,
     caller: Option<Result<Arc<Claims>, String>>,
+    realm: &str,
 ) -> Response<Full<Bytes>> {
     let offered_token = has_credentials(req.headers());
     match caller {
@@ -142,16 +145,20 @@ async fn logout(
                     Ok(_) => no_content(),
                     Err(e) => session_error(&e),
                 },
-                None => unauthorized("an access token or a refresh_token is required"),
+                None => unauthorized(realm, "an access token or a refresh_token is required"),
             }
         }
-        Some(Err(_)) | None => unauthorized("the access token is invalid, expired or revoked"),
+        Some(Err(_)) | None => unauthorized(realm, "the access token is invalid, expired or revoked"),
     }
 }
 
-async fn logout_all(sessions: &Sessions, caller: Option<Result<Arc<Claims>, String>>) -> Response<Full<Bytes>> {
+async fn logout_all(
+    sessions: &Sessions,
+    caller: Option<Result<Arc<Claims>, String>>,
+    realm: &str,
+) -> Response<Full<Bytes>> {
     let Some(Ok(claims)) = caller else {
-        return unauthorized("a valid access token is required");
+        return unauthorized(realm, "a valid access token is required");
     };
     if own_session(sessions, &claims).is_none() {
         return error(
@@ -161,7 +168,7 @@ async fn logout_all(sessions: &Sessions, caller: Option<Result<Arc<Claims>, Stri
         );
     }
     let Some(sub) = claims.subject() else {
-        return unauthorized("the access token has no subject");
+        return unauthorized(realm, "the access token has no subject");
     };
     match sessions.end_subject(sub).await {
         Ok(_) => no_content(),
@@ -245,7 +252,11 @@ pub fn session_error(e: &SessionError) -> Response<Full<Bytes>> {
                 RefreshResult::Reused => "refresh token already used; the session has been revoked",
                 RefreshResult::Concurrent => "refresh token already used by a concurrent request",
                 RefreshResult::Expired => "refresh token expired",
-                _ => "refresh token unknown, or its session has ended",
+                // Rotated and Unavailable never become an InvalidGrant; named
+                // anyway, so a new result cannot slip through unmapped.
+                RefreshResult::Invalid | RefreshResult::Rotated | RefreshResult::Unavailable => {
+                    "refresh token unknown, or its session has ended"
+                }
             };
             error(StatusCode::UNAUTHORIZED, "invalid_grant", description)
         }
@@ -271,12 +282,14 @@ pub fn session_error(e: &SessionError) -> Response<Full<Bytes>> {
     }
 }
 
-fn unauthorized(description: &'static str) -> Response<Full<Bytes>> {
+/// 401 in the proxy's shape (RFC 6750 §3: realm, error, description).
+fn unauthorized(realm: &str, description: &'static str) -> Response<Full<Bytes>> {
     let mut r = error(StatusCode::UNAUTHORIZED, "invalid_token", description);
-    r.headers_mut().insert(
-        WWW_AUTHENTICATE,
-        HeaderValue::from_static("Bearer error=\"invalid_token\""),
-    );
+    // The realm was validated as quoted-string safe at config load.
+    let challenge = format!(r#"Bearer realm="{realm}", error="invalid_token", error_description="{description}""#);
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        r.headers_mut().insert(WWW_AUTHENTICATE, v);
+    }
     r
 }
 
