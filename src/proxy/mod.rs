@@ -36,6 +36,7 @@ use crate::path;
 use crate::revocation::Revocations;
 use crate::route::RoutePolicy;
 use crate::server::Lease;
+use crate::session::http::Endpoint;
 use crate::session::{self, Sessions};
 
 /// Response body: the app's streamed body, or a small body of our own.
@@ -247,52 +248,19 @@ impl Proxy {
         conn: &ProxyService,
         request_id: &http::HeaderValue,
     ) -> Result<Served, Rejection> {
-        request::check(&req)?;
-        let mut normalised: Option<String> = match path::normalise(req.uri().path())? {
-            Cow::Borrowed(_) => None,
-            Cow::Owned(p) => Some(p),
+        let (normalised, claims, upgrade) = match self.decide(snapshot, &req).await? {
+            Decision::Forward {
+                normalised,
+                claims,
+                upgrade,
+            } => (normalised, claims, upgrade),
+            Decision::Session(endpoint) => return Ok(self.session_endpoint(snapshot, endpoint, req).await),
         };
-        let strip = snapshot.http.path_parameters == PathParameters::Strip;
-        if let Cow::Owned(p) = path::parameters(normalised.as_deref().unwrap_or(req.uri().path()), strip)? {
-            normalised = Some(p);
-        }
-        let path = normalised.as_deref().unwrap_or(req.uri().path());
-        if let Some(sessions) = &self.sessions
-            && let Some(endpoint) = sessions.endpoint(path)
-        {
-            let caller = if endpoint.needs_caller() {
-                Some(self.caller(snapshot, &req).await)
-            } else {
-                None
-            };
-            let response = session::http::serve(sessions, endpoint, req, caller, &snapshot.realm).await;
-            return Ok(Served {
-                reason: Reason::SessionEndpoint,
-                response: response.map(Either::Right),
-                subject: None,
-                upstream: None,
-            });
-        }
-        let rule = snapshot.policy.rule(req.method(), path);
-        if snapshot.http.case_ambiguous_paths == CaseAmbiguousPaths::Reject
-            && snapshot.policy.case_ambiguous(req.method(), path, rule)
-        {
-            return Err(Rejection::BadPath(path::PathError::CaseAmbiguous));
-        }
-        let claims = self
-            .judge(snapshot, &rule.access, req.headers(), req.uri().query())
-            .await?;
         let reason = if claims.is_some() {
             Reason::Authorized
         } else {
             Reason::Public
         };
-
-        // Only after the full decision, and only to a protocol this route
-        // allows; any other `Upgrade` is dropped with the hop-by-hop headers.
-        let upgrade = headers::requested_upgrade(&req)
-            .filter(|p| rule.allows_upgrade(p))
-            .map(str::to_owned);
         let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
         let host = headers::client_host(&req);
         *req.uri_mut() = snapshot.upstream_uri(req.uri(), normalised)?;
@@ -343,6 +311,70 @@ impl Proxy {
             subject: claims,
             upstream: Some(upstream),
         })
+    }
+
+    /// The whole decision for one request, without I/O beyond a JWKS
+    /// refetch for an unknown kid: framing checks, the path's normal form,
+    /// the route (a session endpoint is a kind of route), case ambiguity,
+    /// then token, revocation and requirements, and which protocol switch
+    /// the route allows. The proxy acts on it; tests call it without sockets.
+    pub async fn decide<B>(&self, snapshot: &Snapshot, req: &Request<B>) -> Result<Decision, Rejection> {
+        request::check(req)?;
+        let mut normalised: Option<String> = match path::normalise(req.uri().path())? {
+            Cow::Borrowed(_) => None,
+            Cow::Owned(p) => Some(p),
+        };
+        let strip = snapshot.http.path_parameters == PathParameters::Strip;
+        if let Cow::Owned(p) = path::parameters(normalised.as_deref().unwrap_or(req.uri().path()), strip)? {
+            normalised = Some(p);
+        }
+        let path = normalised.as_deref().unwrap_or(req.uri().path());
+        if let Some(sessions) = &self.sessions
+            && let Some(endpoint) = sessions.endpoint(path)
+        {
+            return Ok(Decision::Session(endpoint));
+        }
+        let rule = snapshot.policy.rule(req.method(), path);
+        if snapshot.http.case_ambiguous_paths == CaseAmbiguousPaths::Reject
+            && snapshot.policy.case_ambiguous(req.method(), path, rule)
+        {
+            return Err(Rejection::BadPath(path::PathError::CaseAmbiguous));
+        }
+        let claims = self
+            .judge(snapshot, &rule.access, req.headers(), req.uri().query())
+            .await?;
+        // Only after the full decision, and only to a protocol this route
+        // allows; any other `Upgrade` is dropped with the hop-by-hop headers.
+        let upgrade = headers::requested_upgrade(req)
+            .filter(|p| rule.allows_upgrade(p))
+            .map(str::to_owned);
+        Ok(Decision::Forward {
+            normalised,
+            claims,
+            upgrade,
+        })
+    }
+
+    /// Answers a session endpoint (refresh, logout, JWKS).
+    async fn session_endpoint(&self, snapshot: &Snapshot, endpoint: Endpoint, req: Request<Incoming>) -> Served {
+        let response = match &self.sessions {
+            Some(sessions) => {
+                let caller = if endpoint.needs_caller() {
+                    Some(self.caller(snapshot, &req).await)
+                } else {
+                    None
+                };
+                session::http::serve(sessions, endpoint, req, caller, &snapshot.realm).await
+            }
+            // `decide` names an endpoint only when sessions are configured.
+            None => session::http::error(http::StatusCode::NOT_FOUND, "not_found", "no such endpoint"),
+        };
+        Served {
+            reason: Reason::SessionEndpoint,
+            response: response.map(Either::Right),
+            subject: None,
+            upstream: None,
+        }
     }
 
     /// The decision for a request whose path is already normalised: which
@@ -435,6 +467,22 @@ impl Snapshot {
         };
         Ok(Uri::from(path_and_query))
     }
+}
+
+/// What the policy decided for one request.
+#[derive(Debug)]
+pub enum Decision {
+    /// Forward to the app.
+    Forward {
+        /// The path the app receives, when it differs from the one sent.
+        normalised: Option<String>,
+        /// The verified claims; `None` on a public route.
+        claims: Option<Arc<Claims>>,
+        /// The protocol the client may switch to (`Upgrade`), if the route allows it.
+        upgrade: Option<String>,
+    },
+    /// A session endpoint answers it (refresh, logout, JWKS).
+    Session(Endpoint),
 }
 
 /// A request the proxy answered without a rejection.
