@@ -38,7 +38,7 @@
 //!                admin, server, tls, jwks (remote key stores), route, mint, echo
 //! ```
 //!
-//! Leaves (import nothing of ours): `clock`, `keys`, `path`, `metrics`,
+//! Leaves (import nothing of ours): `backoff`, `clock`, `keys`, `path`, `metrics`,
 //! `readiness`, `signal`, `echo`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
@@ -46,6 +46,7 @@
 pub mod admin;
 pub mod app;
 pub mod auth;
+pub mod backoff;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -17,6 +17,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use super::KeyStore;
+use crate::backoff::Backoff;
 use crate::clock::unix_ms;
 use crate::config::JwksRemote;
 use crate::keys::jwks::{self, JwksError};
@@ -193,7 +194,7 @@ async fn run(store: Weak<KeyStore>, wake: Arc<tokio::sync::Notify>, remote: Jwks
                 }
                 was_failing = true;
                 failures = failures.saturating_add(1);
-                backoff(failures, remote.min_refresh_interval)
+                Backoff::new(Duration::from_millis(250), remote.min_refresh_interval).delay(failures)
             }
         };
         if serving_kid_refetch {
@@ -208,20 +209,6 @@ async fn run(store: Weak<KeyStore>, wake: Arc<tokio::sync::Notify>, remote: Jwks
             () = wake.notified() => {}
         }
     }
-}
-
-/// 250 ms doubling per failure, capped at `cap` (at least 250 ms), with ±20 % jitter.
-fn backoff(failures: u32, cap: Duration) -> Duration {
-    let base = Duration::from_millis(250);
-    let cap = cap.max(base);
-    let raw = base.saturating_mul(1u32 << failures.saturating_sub(1).min(16)).min(cap);
-    let mut b = [0u8; 2];
-    let jitter = if getrandom::fill(&mut b).is_ok() {
-        f64::from(u16::from_le_bytes(b)) / f64::from(u16::MAX)
-    } else {
-        0.5
-    };
-    raw.mul_f64(0.8 + 0.4 * jitter)
 }
 
 #[cfg(test)]
@@ -244,14 +231,5 @@ mod tests {
         assert_eq!(max_age("no-cache"), None);
         assert_eq!(max_age("s-maxage=10"), None);
         assert_eq!(max_age("max-age=-1"), None);
-    }
-
-    #[test]
-    fn backoff_grows_to_the_cap() {
-        let cap = Duration::from_secs(30);
-        assert!(backoff(1, cap) <= Duration::from_millis(300));
-        assert!(backoff(4, cap) >= Duration::from_millis(1600));
-        assert!(backoff(30, cap) <= Duration::from_secs(36));
-        assert!(backoff(30, cap) >= Duration::from_secs(24));
     }
 }

@@ -12,6 +12,7 @@ use redis::{AsyncConnectionConfig, Client, ConnectionInfo};
 
 use super::protocol::{Keys, Kind, Message};
 use super::{ReloadCause, Revocations};
+use crate::backoff::Backoff;
 use crate::clock::unix_ms;
 use crate::config::RedisConfig;
 use crate::readiness::Latch;
@@ -101,7 +102,7 @@ async fn run(revocations: Revocations, target: RedisTarget, latch: Latch) {
             tracing::debug!(error = %error, attempt = failures, "revocation sync reconnect failed");
         }
         failures = failures.saturating_add(1);
-        tokio::time::sleep(backoff(failures)).await;
+        tokio::time::sleep(RECONNECT.delay(failures)).await;
         cause = if ever_connected {
             ReloadCause::Reconnect
         } else {
@@ -110,17 +111,9 @@ async fn run(revocations: Revocations, target: RedisTarget, latch: Latch) {
     }
 }
 
-/// Full-jitter exponential backoff: 100 ms doubling to 5 s, then a random
-/// point in the upper half so that restarted sidecars do not stampede Redis.
-fn backoff(attempt: u32) -> Duration {
-    let ceiling = 100u64.saturating_mul(1 << attempt.min(6)).min(5_000);
-    let mut r = [0u8; 2];
-    let jitter = match getrandom::fill(&mut r) {
-        Ok(()) => u64::from(u16::from_le_bytes(r)) % (ceiling / 2 + 1),
-        Err(_) => 0,
-    };
-    Duration::from_millis(ceiling / 2 + jitter)
-}
+/// Reconnects: 100 ms doubling to 5 s, jittered, so that restarted sidecars
+/// do not stampede Redis.
+const RECONNECT: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
 
 async fn session(
     revocations: &Revocations,
