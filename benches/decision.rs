@@ -82,7 +82,7 @@ fn bench(c: &mut Criterion) {
         let mut h = HeaderMap::new();
         h.insert("authorization", HeaderValue::from_str(&format!("Bearer {t}")).unwrap());
         h.insert("accept", HeaderValue::from_static("*/*"));
-        h.insert("user-agent", HeaderValue::from_static("bench/1"));
+        h.insert("user-agent", HeaderValue::from_static("bench-scripts/1"));
         h
     };
     let (cached, cached_snapshot) = proxy(true, 0);

@@ -74,7 +74,7 @@ async fn a_revoked_token_is_refused_once_the_message_arrives() {
     let took = wait_until(DEADLINE, || async { status(&proxy, &t).await == 401 }).await;
     assert!(
         took.is_some(),
-        "refused once the message arrives (latency: bench/, not here)"
+        "refused once the message arrives (latency: bench-scripts/, not here)"
     );
     let reply = get_with_token(&proxy.url("/x"), &t).await;
     assert!(reply.www_authenticate().contains(r#"error="invalid_token""#));

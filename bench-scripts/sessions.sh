@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Session endpoint latency on both backends: a release tokengate with a
-# scratch redis-server on a free port, then bench/sessions.py (N opens, N
-# chained refreshes). Usage: bash bench/sessions.sh [N]   (default 2000)
+# scratch redis-server on a free port, then bench-scripts/sessions.py (N opens, N
+# chained refreshes). Usage: bash bench-scripts/sessions.sh [N]   (default 2000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-2000}
@@ -30,5 +30,5 @@ for backend in memory redis; do
   TOKENGATE_LOG=warn "$BIN" --threads 1 --config "$TMP/$backend.yaml" & PIDS+=($!)
   for _ in $(seq 100); do curl -sf "127.0.0.1:$A/readyz" >/dev/null && break; sleep 0.05; done
   echo "== $backend backend (tokengate --threads 1)"
-  python3 bench/sessions.py "127.0.0.1:$P" "127.0.0.1:$C" "$N"
+  python3 bench-scripts/sessions.py "127.0.0.1:$P" "127.0.0.1:$C" "$N"
 done

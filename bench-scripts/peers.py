@@ -5,7 +5,7 @@
 Every proxy is pinned to core 0 with one worker thread; wrk and the upstream
 (nginx returning 200) share core 1. Runs are interleaved over several rounds
 and the median round is reported. Proxy CPU time per request comes from
-/proc/PID/stat before and after each run. Run through bench/peers.sh, which
+/proc/PID/stat before and after each run. Run through bench-scripts/peers.sh, which
 installs the tools and builds the binary.
 
 Environment: ROUNDS (3), DURATION seconds per run (5), CONNECTIONS (50),

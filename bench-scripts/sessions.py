@@ -2,7 +2,7 @@
 """Latency of the session endpoints against a running tokengate: opens N
 sessions on the control listener, then chains N refreshes (each spends the
 previous refresh token), one request at a time over one keep-alive connection.
-Prints p50/p99/max per operation. Used by bench/sessions.sh."""
+Prints p50/p99/max per operation. Used by bench-scripts/sessions.sh."""
 
 import http.client
 import json

@@ -4,7 +4,7 @@
 # and request throughput through the proxy with 1M entries versus none.
 # Starts its own redis-server and nginx upstream on scratch ports and stops
 # everything it started. Needs: redis-server, redis-cli, nginx, wrk, python3.
-#   bash bench/revocation.sh
+#   bash bench-scripts/revocation.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-1000000}

@@ -6,7 +6,7 @@ change of a few percent can be judged. Kernel time is not counted.
 tokengate runs under callgrind with collection off; for each case the
 script sends WARMUP requests, switches collection on, sends N requests over
 one keep-alive connection, dumps the counters and reads the total. Run
-through bench/instructions.sh.  TOKENGATE_BIN picks the binary; N (2000).
+through bench-scripts/instructions.sh.  TOKENGATE_BIN picks the binary; N (2000).
 """
 
 import http.client

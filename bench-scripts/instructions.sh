@@ -2,7 +2,7 @@
 # User-space instructions per request under callgrind (deterministic; for
 # judging small changes on a noisy machine). Installs valgrind and nginx if
 # missing. TOKENGATE_BIN=/path/to/other/binary compares another build.
-#   bash bench/instructions.sh
+#   bash bench-scripts/instructions.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
@@ -14,4 +14,4 @@ if ((${#need[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 [ -n "${TOKENGATE_BIN:-}" ] || cargo build --release --locked -q
-exec timeout 900 python3 bench/instructions.py
+exec timeout 900 python3 bench-scripts/instructions.py

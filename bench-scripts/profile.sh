@@ -5,7 +5,7 @@
 # wrk -t1 -c50 on core 1, one repeated valid token (CASE=token, default),
 # rotating tokens with the cache off (CASE=nocache) or a public route
 # (CASE=public). Prints the top self-time symbols and a per-area summary.
-#   bash bench/profile.sh [seconds]
+#   bash bench-scripts/profile.sh [seconds]
 set -eu
 cd "$(dirname "$0")/.."
 SECS=${1:-8}
