@@ -493,3 +493,42 @@ auth:
     assert_eq!(rejected["request_id"], "req-2");
     let _ = child.kill().await;
 }
+
+#[test]
+fn parse_errors_name_the_file_the_field_and_the_expected_type() {
+    let dir = temp_dir("parse-errors");
+    let case = |name: &str, yaml: &str| {
+        let file = dir.join(name);
+        std::fs::write(&file, yaml).unwrap();
+        let out = check_config(&file);
+        assert_eq!(out.status.code(), Some(64));
+        (file, String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let issuer = "auth:\n  issuers:\n    - issuer: t\n      keys: [{ algorithm: HS256, secret_env: X }]\n";
+    let (file, err) = case(
+        "type.yaml",
+        &format!("upstream: {{ url: \"http://127.0.0.1:1\", connect_timeout: [2s] }}\n{issuer}"),
+    );
+    assert!(err.contains("at `upstream.connect_timeout`"), "{err}");
+    assert!(
+        err.contains(&format!("{}:1:", file.display())),
+        "the file, not <input>: {err}"
+    );
+    assert!(!err.contains("<input>"), "{err}");
+    let (_, err) = case(
+        "bool.yaml",
+        &format!(
+            "upstream: {{ url: \"http://127.0.0.1:1\" }}\n{issuer}routes:\n  - prefix: /\n    public: \"yes please\"\n"
+        ),
+    );
+    assert!(
+        err.contains("at `routes[0].public`") && err.contains("invalid boolean"),
+        "{err}"
+    );
+    let (_, err) = case("missing.yaml", &format!("{issuer}revocation:\n  backend: memory\n"));
+    assert!(
+        err.contains("the top level is missing the required field `upstream`"),
+        "{err}"
+    );
+    assert!(!err.contains("line 5"), "not pointed at an unrelated line: {err}");
+}

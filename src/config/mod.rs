@@ -698,9 +698,38 @@ impl Config {
     }
 
     fn parse(text: &str, files: FileBase<'_>, origin: &str, env: Env) -> Result<Config, ConfigError> {
-        let raw: raw::RawConfig = serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse {
-            origin: origin.to_owned(),
-            message: e.to_string(),
+        // The field path of a shape error (`upstream.connect_timeout`), which
+        // the parser's own message ("expected string scalar") lacks.
+        let mut at = String::new();
+        let parsed = serde_saphyr::with_deserializer_from_str(text, |de| {
+            serde_path_to_error::deserialize::<_, raw::RawConfig>(de).map_err(|e| {
+                at = e.path().to_string();
+                e.into_inner()
+            })
+        });
+        let raw = parsed.map_err(|e| {
+            // `Spanned` values add a `.value` step the operator never wrote.
+            let path = at.strip_suffix(".value").unwrap_or(&at);
+            let plain = e.render_with_options(serde_saphyr::render_options! {
+                source_name: Some(origin),
+                snippets: serde_saphyr::SnippetMode::Off,
+            });
+            let message = if path.is_empty() || path == "." {
+                if let Some(field) = plain.split("missing field `").nth(1).and_then(|r| r.split('`').next()) {
+                    // The parser points at wherever it noticed, usually an
+                    // unrelated line; the field belongs to the top level.
+                    format!("the top level is missing the required field `{field}`")
+                } else {
+                    e.render_with_options(serde_saphyr::render_options! { source_name: Some(origin) })
+                }
+            } else {
+                let snippet = e.render_with_options(serde_saphyr::render_options! { source_name: Some(origin) });
+                format!("at `{path}`: {snippet}")
+            };
+            ConfigError::Parse {
+                origin: origin.to_owned(),
+                message,
+            }
         })?;
         validate::validate(raw, files, env)
             .map_err(|problems| ConfigError::Invalid {
