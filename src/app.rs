@@ -164,6 +164,19 @@ impl App {
     /// keeps accepting for `shutdown.delay`, stops accepting, and drains for
     /// at most `shutdown.drain_timeout`. The admin listener outlives the drain.
     pub async fn run(self, listeners: Listeners, shutdown: impl Future<Output = ()> + Send) -> Result<(), RunError> {
+        self.run_with_reloads(listeners, shutdown, None).await
+    }
+
+    /// [`App::run`], also reloading the configuration each time `reloads`
+    /// yields: the binary feeds it SIGHUP ([`crate::signal::hangups`]), an
+    /// embedder or a test its own trigger, so both behave alike. A refused
+    /// reload is logged and counted; the running configuration keeps serving.
+    pub async fn run_with_reloads(
+        self,
+        listeners: Listeners,
+        shutdown: impl Future<Output = ()> + Send,
+        reloads: Option<tokio::sync::mpsc::Receiver<()>>,
+    ) -> Result<(), RunError> {
         let App {
             proxy,
             reloader,
@@ -195,6 +208,14 @@ impl App {
         background.push(tokio::spawn(revocations.clone().watch_staleness()));
         reloader.start().await;
         background.push(tokio::spawn(reloader.clone().watch()));
+        if let Some(mut reloads) = reloads {
+            let on_demand = reloader.clone();
+            background.push(tokio::spawn(async move {
+                while reloads.recv().await.is_some() {
+                    let _ = on_demand.reload().await;
+                }
+            }));
+        }
 
         let admin_service = AdminService::new(metrics.clone(), readiness.clone(), revocations);
         let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();

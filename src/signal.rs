@@ -15,19 +15,23 @@ pub async fn shutdown() -> &'static str {
     }
 }
 
-/// Calls `reload` on every SIGHUP, until the process ends.
-pub async fn on_hangup<F, Fut>(mut reload: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
+/// One message per SIGHUP, for [`crate::App::run_with_reloads`]. A burst of
+/// signals while a reload runs collapses into one more reload.
+pub fn hangups() -> tokio::sync::mpsc::Receiver<()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
-        tracing::error!("cannot install the SIGHUP handler; reload by changing the config file instead");
-        return;
-    };
-    while hup.recv().await.is_some() {
-        tracing::info!(signal = "SIGHUP", "reload requested");
-        reload().await;
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    match signal(SignalKind::hangup()) {
+        Ok(mut hup) => {
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    tracing::info!(signal = "SIGHUP", "reload requested");
+                    if let Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) = tx.try_send(()) {
+                        return;
+                    }
+                }
+            });
+        }
+        Err(_) => tracing::error!("cannot install the SIGHUP handler; reload by changing the config file instead"),
     }
+    rx
 }

@@ -221,3 +221,38 @@ routes:
     assert_eq!(get_with_token(&proxy.url("/x"), &before).await.status, 200);
     assert_eq!(get_with_token(&proxy.url("/x"), &open().await).await.status, 200);
 }
+
+/// The library reloads on the trigger it is handed, as the binary does on
+/// SIGHUP (`App::run_with_reloads`).
+#[tokio::test]
+async fn the_library_reloads_on_the_trigger_it_is_handed() {
+    let upstream = start_echo().await;
+    let dir = temp_dir("trigger");
+    let file = dir.join("tokengate.yaml");
+    std::fs::write(dir.join("hs.secret"), SECRET_A).unwrap();
+    write_config(&file, upstream, false, false);
+    let config = Config::load(&file).unwrap();
+    let listeners = tokengate::Listeners {
+        proxy: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        admin: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        control: None,
+    };
+    let proxy = listeners.proxy.local_addr().unwrap();
+    let (reload, reloads) = tokio::sync::mpsc::channel(1);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let app = tokengate::App::new(config).unwrap();
+    let running = tokio::spawn(app.run_with_reloads(
+        listeners,
+        async {
+            let _ = stopped.await;
+        },
+        Some(reloads),
+    ));
+    let open = format!("http://{proxy}/open/page");
+    assert_eq!(get(&open, &[]).await.status, 401);
+    write_config(&file, upstream, true, false);
+    reload.send(()).await.unwrap();
+    assert!(eventually(DEADLINE, async || get(&open, &[]).await.status == 200).await);
+    let _ = stop.send(());
+    running.await.unwrap().unwrap();
+}

@@ -323,18 +323,9 @@ async fn serve(
     listeners: Listeners,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), crate::app::RunError> {
-    let app = App::new(config)?;
-    let reloader = app.reloader();
-    // A refused reload is logged and counted by the reloader itself.
-    let hangups = tokio::spawn(crate::signal::on_hangup(move || {
-        let reloader = reloader.clone();
-        async move {
-            let _ = reloader.reload().await;
-        }
-    }));
-    let result = app.run(listeners, shutdown).await;
-    hangups.abort();
-    result
+    App::new(config)?
+        .run_with_reloads(listeners, shutdown, Some(crate::signal::hangups()))
+        .await
 }
 
 fn check_config(path: Option<&Path>) -> ExitCode {
