@@ -338,11 +338,8 @@ fn the_reference_config_checks_without_its_secret_in_the_environment() {
 fn a_missing_file_is_reported_where_it_was_looked_for() {
     let dir = temp_dir("missing-file");
     let file = dir.join("c.yaml");
-    std::fs::write(
-        &file,
-        "upstream: { url: \"http://127.0.0.1:1\" }\nauth:\n  issuers:\n    - issuer: x\n      keys: [{ algorithm: RS256, public_key_file: nope.pem }]\n",
-    )
-    .unwrap();
+    let yaml = "upstream: { url: \"http://127.0.0.1:1\" }\nauth:\n  issuers:\n    - issuer: x\n      keys: [{ algorithm: RS256, public_key_file: nope.pem }]\n";
+    std::fs::write(&file, yaml).unwrap();
     let out = check_config(&file);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(64));
@@ -430,26 +427,7 @@ auth:
         ),
     )
     .unwrap();
-    let mut child = tokio::process::Command::new(BIN)
-        .args(["--log-format", "json", "run", "--config"])
-        .arg(&file)
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stderr));
-    let proxy = loop {
-        let line = tokio::time::timeout(DEADLINE, lines.next_line())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-        if v["message"] == "tokengate listening" {
-            break v["proxy"].as_str().unwrap().to_owned();
-        }
-    };
+    let (mut child, proxy, _admin, mut lines) = spawn_binary_logs(&file, 1).await;
     let claims = serde_json::json!({"iss": "t", "sub": "dora", "exp": now() + 300});
     let token = sign_with(
         jsonwebtoken::Algorithm::HS256,

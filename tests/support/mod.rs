@@ -43,6 +43,19 @@ pub fn temp_dir(name: &str) -> PathBuf {
 /// log its addresses: (child, proxy address, admin address). Its log pipe is
 /// drained in the background so it never blocks.
 pub async fn spawn_binary(config: &std::path::Path, threads: u32) -> (tokio::process::Child, String, String) {
+    let (child, proxy, admin, mut lines) = spawn_binary_logs(config, threads).await;
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, proxy, admin)
+}
+
+/// The JSON log lines of a spawned binary, after its "listening" line.
+pub type LogLines = tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStderr>>;
+
+/// [`spawn_binary`], handing over the rest of its log instead of draining it.
+pub async fn spawn_binary_logs(
+    config: &std::path::Path,
+    threads: u32,
+) -> (tokio::process::Child, String, String, LogLines) {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tokengate"))
         .args([
             "--log-format",
@@ -60,7 +73,7 @@ pub async fn spawn_binary(config: &std::path::Path, threads: u32) -> (tokio::pro
     let stderr = child.stderr.take().unwrap();
     let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stderr));
     let (proxy, admin) = loop {
-        let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        let line = tokio::time::timeout(DEADLINE, lines.next_line())
             .await
             .expect("the proxy logs its addresses")
             .unwrap()
@@ -73,8 +86,7 @@ pub async fn spawn_binary(config: &std::path::Path, threads: u32) -> (tokio::pro
             );
         }
     };
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, proxy, admin)
+    (child, proxy, admin, lines)
 }
 
 pub fn now() -> i64 {
