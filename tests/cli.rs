@@ -311,12 +311,16 @@ fn demo_refuses_a_config_it_would_ignore() {
 
 #[test]
 fn the_reference_config_checks_without_its_secret_in_the_environment() {
-    let out = Command::new(BIN)
-        .args(["check-config", "config/tokengate.yaml"])
-        .env_remove("TOKENGATE_EXAMPLE_HS256_SECRET")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
+    // Both commands on the reference file, in an environment without its secret.
+    let without_secret = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .env_remove("TOKENGATE_EXAMPLE_HS256_SECRET")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap()
+    };
+    let out = without_secret(&["check-config", "config/tokengate.yaml"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(
@@ -324,12 +328,7 @@ fn the_reference_config_checks_without_its_secret_in_the_environment() {
         "{stdout}"
     );
     // Running needs it: the same file is refused by `run` (exit 64).
-    let out = Command::new(BIN)
-        .args(["run", "--config", "config/tokengate.yaml"])
-        .env_remove("TOKENGATE_EXAMPLE_HS256_SECRET")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
+    let out = without_secret(&["run", "--config", "config/tokengate.yaml"]);
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("TOKENGATE_EXAMPLE_HS256_SECRET"));
 }

@@ -47,8 +47,9 @@ fn generate() -> HeaderValue {
         u64::from_le_bytes(bytes)
     });
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    // One allocation: the hex digits go straight into the header's bytes.
     let text = format!("{prefix:016x}{n:016x}");
-    HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("0"))
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(text)).unwrap_or(HeaderValue::from_static("0"))
 }
 
 #[cfg(test)]

@@ -155,6 +155,20 @@ impl Check<'_> {
         }
     }
 
+    /// The value `v` spells among `choices`, or a problem that lists them.
+    fn choice<T: Copy>(&mut self, path: &str, v: &S<String>, choices: &[(&str, T)]) -> Option<T> {
+        let found = choices.iter().find(|(name, _)| *name == v.value).map(|(_, t)| *t);
+        if found.is_none() {
+            let names: Vec<&str> = choices.iter().map(|(name, _)| *name).collect();
+            self.problem(
+                path,
+                line(v),
+                format!("`{}` is not one of: {}", v.value, names.join(", ")),
+            );
+        }
+        found
+    }
+
     fn read(&mut self, path: &str, value: &S<String>) -> Option<Vec<u8>> {
         self.read.extend(self.files.resolve(&value.value));
         match self.files.read(&value.value) {

@@ -13,14 +13,9 @@ pub(super) fn http_rules(c: &mut Check<'_>, raw: Option<&RawHttp>) -> HttpRules 
     let mut rules = HttpRules::default();
     let Some(raw) = raw else { return rules };
     if let Some(v) = &raw.header_names {
-        match v.value.as_str() {
-            "strict" => rules.header_names = HeaderNames::Strict,
-            "lenient" => rules.header_names = HeaderNames::Lenient,
-            other => c.problem(
-                "http.header_names",
-                line(v),
-                format!("`{other}` is not one of: strict, lenient"),
-            ),
+        let choices = [("strict", HeaderNames::Strict), ("lenient", HeaderNames::Lenient)];
+        if let Some(choice) = c.choice("http.header_names", v, &choices) {
+            rules.header_names = choice;
         }
     }
     if let Some(list) = &raw.strip_headers {
@@ -37,25 +32,18 @@ pub(super) fn http_rules(c: &mut Check<'_>, raw: Option<&RawHttp>) -> HttpRules 
         }
     }
     if let Some(v) = &raw.path_parameters {
-        match v.value.as_str() {
-            "reject" => rules.path_parameters = PathParameters::Reject,
-            "strip" => rules.path_parameters = PathParameters::Strip,
-            other => c.problem(
-                "http.path_parameters",
-                line(v),
-                format!("`{other}` is not one of: reject, strip"),
-            ),
+        let choices = [("reject", PathParameters::Reject), ("strip", PathParameters::Strip)];
+        if let Some(choice) = c.choice("http.path_parameters", v, &choices) {
+            rules.path_parameters = choice;
         }
     }
     if let Some(v) = &raw.case_ambiguous_paths {
-        match v.value.as_str() {
-            "reject" => rules.case_ambiguous_paths = CaseAmbiguousPaths::Reject,
-            "allow" => rules.case_ambiguous_paths = CaseAmbiguousPaths::Allow,
-            other => c.problem(
-                "http.case_ambiguous_paths",
-                line(v),
-                format!("`{other}` is not one of: reject, allow"),
-            ),
+        let choices = [
+            ("reject", CaseAmbiguousPaths::Reject),
+            ("allow", CaseAmbiguousPaths::Allow),
+        ];
+        if let Some(choice) = c.choice("http.case_ambiguous_paths", v, &choices) {
+            rules.case_ambiguous_paths = choice;
         }
     }
     rules
