@@ -30,7 +30,7 @@ routes:
 /// A proxy over the bench issuer and `ROUTES` (no listener: only its decision is used).
 fn proxy(cache: bool, revoked: usize) -> (Proxy, Arc<Snapshot>) {
     let config = common::config(ROUTES, cache);
-    let metrics = Arc::new(Metrics::new(prometheus::Registry::new()).unwrap());
+    let metrics = Metrics::new().unwrap();
     let revocations = Revocations::new(&config.revocation, config.auth.leeway).unwrap();
     let exp = tokengate::clock::unix_now() + 3600;
     for i in 0..revoked {
@@ -46,7 +46,7 @@ fn proxy(cache: bool, revoked: usize) -> (Proxy, Arc<Snapshot>) {
         config.limits.max_token_bytes,
         Arc::new(Upstream::new(&config.upstream)),
     );
-    let proxy = Proxy::new(snapshot, revocations, metrics);
+    let proxy = Proxy::new(snapshot, revocations, metrics.registry()).unwrap();
     let snapshot = proxy.snapshot();
     (proxy, snapshot)
 }

@@ -9,8 +9,7 @@ use std::hint::black_box;
 use common::token;
 use criterion::{Criterion, criterion_group, criterion_main};
 use jsonwebtoken::Algorithm;
-use tokengate::auth::Authenticator;
-use tokengate::metrics::Metrics;
+use tokengate::auth::{Authenticator, VerifyMetrics};
 
 fn authenticator(cache: bool) -> Authenticator {
     Authenticator::new(&common::config("", cache).auth, &[], 8192)
@@ -18,7 +17,7 @@ fn authenticator(cache: bool) -> Authenticator {
 
 fn bench(c: &mut Criterion) {
     tokengate::install_crypto_providers();
-    let metrics = Metrics::new(prometheus::Registry::new()).unwrap();
+    let metrics = VerifyMetrics::new(&prometheus::Registry::new()).unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
     for alg in [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA] {
         let t = token(alg);

@@ -50,11 +50,11 @@ async fn main() {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
-    let config = load();
     let verifier = tokengate::auth::Verifier::new(&load().auth.issuers, 0);
     let client = redis::Client::open(url.as_str()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let keys = Keys::new("bench");
+    let secret = std::fs::read(dir.join(tokengate::config::EMBEDDED_DEV_SECRET_NAME)).expect("dev secret");
     let now = tokengate::clock::unix_now();
     let run = format!("{}-{}", std::process::id(), now);
 
@@ -62,17 +62,7 @@ async fn main() {
     let mut http_checked = 0;
     for i in 0..revocations {
         let jti = format!("prop-{run}-{i}");
-        let token = tokengate::mint::mint(
-            &config.auth,
-            &tokengate::mint::MintOptions {
-                subject: "bench".into(),
-                ttl: Duration::from_secs(600),
-                claims: vec![("jti".into(), jti.clone().into())],
-                ..Default::default()
-            },
-            now,
-        )
-        .unwrap();
+        let token = dev_token(&secret, &jti, now);
         let verifier_claims = verifier.verify(&token, now).unwrap();
         protocol::revoke(
             &mut conn,
@@ -130,4 +120,15 @@ async fn http_status(addr: std::net::SocketAddr, token: &str) -> u16 {
         .body(http_body_util::Empty::<bytes::Bytes>::new())
         .unwrap();
     sender.send_request(req).await.unwrap().status().as_u16()
+}
+
+/// A token the embedded development issuer accepts, revocable by `jti`.
+fn dev_token(secret: &[u8], jti: &str, now: i64) -> String {
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some("dev".into());
+    let claims = serde_json::json!({
+        "iss": "tokengate-dev", "aud": "dev-app", "sub": "bench",
+        "iat": now, "exp": now + 600, "jti": jti,
+    });
+    jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_secret(secret)).unwrap()
 }

@@ -19,6 +19,7 @@ use crate::reload::{self, ConfigSource, Reloader};
 use crate::revocation::{self, Revocations};
 use crate::server::{self, Listener};
 use crate::session::{self, Sessions, control::ControlService};
+use prometheus::IntGauge;
 
 /// The already-bound sockets `run` serves; tests bind port 0.
 pub struct Listeners {
@@ -82,6 +83,7 @@ pub struct App {
     reloader: Reloader,
     revocations: Revocations,
     metrics: Arc<Metrics>,
+    connections: IntGauge,
     readiness: Readiness,
     sessions: Option<Arc<Sessions>>,
     tls: Option<TlsAcceptor>,
@@ -94,7 +96,8 @@ impl App {
     /// Reloads read the file the config came from, if it came from one.
     pub fn new(config: Config) -> Result<App, RunError> {
         crate::install_crypto_providers();
-        let metrics = Arc::new(Metrics::new(prometheus::Registry::new())?);
+        let metrics = Arc::new(Metrics::new()?);
+        let connections = crate::server::connections_gauge(metrics.registry())?;
         let tls = config.tls.as_ref().map(crate::tls::acceptor).transpose()?;
         let readiness = Readiness::new();
         let revocations = Revocations::new(&config.revocation, config.auth.leeway)?;
@@ -117,7 +120,7 @@ impl App {
             )?)),
             None => None,
         };
-        let mut proxy = Proxy::new(snapshot, revocations.clone(), metrics.clone());
+        let mut proxy = Proxy::new(snapshot, revocations.clone(), metrics.registry())?;
         if let Some(s) = &sessions {
             proxy = proxy.with_sessions(s.clone());
         }
@@ -126,12 +129,20 @@ impl App {
             Some(path) => ConfigSource::File(path.clone()),
             None => ConfigSource::Inline,
         };
-        let reloader = Reloader::new(source, proxy.clone(), metrics.clone(), key_stores, jwks_metrics, state);
+        let reloader = Reloader::new(
+            source,
+            proxy.clone(),
+            metrics.registry(),
+            key_stores,
+            jwks_metrics,
+            state,
+        )?;
         Ok(App {
             proxy,
             reloader,
             revocations,
             metrics,
+            connections,
             readiness,
             sessions,
             tls,
@@ -182,6 +193,7 @@ impl App {
             reloader,
             revocations,
             metrics,
+            connections,
             readiness,
             sessions,
             tls,
@@ -267,7 +279,7 @@ impl App {
                 limits,
                 new_service: move |peer, tls, lease| proxy.service(peer, tls, lease),
                 drain_timeout: shutdown_config.drain_timeout,
-                connections: Some(metrics.connections_open.clone()),
+                connections: Some(connections.clone()),
             },
             async move {
                 shutdown.await;

@@ -35,11 +35,11 @@
 //!
 //! ```text
 //! cli -> app -> reload -> proxy -> session -> auth -> revocation -> config -> keys
-//!                admin, server, tls, jwks (remote key stores), route, mint, echo
+//!                admin, server, tls, jwks (remote key stores), route, redis_client
 //! ```
 //!
-//! Leaves (import nothing of ours): `backoff`, `clock`, `keys`, `path`, `metrics`,
-//! `readiness`, `signal`, `echo`.
+//! Leaves (import nothing of ours): `backoff`, `clock`, `keys`, `path`, `metrics`, `redis_client`,
+//! `readiness`, `signal`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
 
@@ -50,14 +50,13 @@ pub mod backoff;
 pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod echo;
 pub mod jwks;
 pub mod keys;
 pub mod metrics;
-pub mod mint;
 pub mod path;
 pub mod proxy;
 pub mod readiness;
+pub mod redis_client;
 pub mod reload;
 pub mod revocation;
 pub mod route;

@@ -15,10 +15,10 @@ use tokio::task::JoinHandle;
 
 use crate::config::{Config, ConfigError, Problem, ReloadConfig, SessionsConfig, UpstreamConfig};
 use crate::jwks::{self, JwksMetrics, KeyStore, KeyStores};
-use crate::metrics::{Metrics, ReloadResult};
 use crate::proxy::forward::Upstream;
 use crate::proxy::{Proxy, Snapshot};
 use crate::route::RoutePolicy;
+use prometheus::{IntCounterVec, Opts, Registry};
 
 /// Where the running configuration is read from again.
 #[derive(Debug, Clone)]
@@ -110,6 +110,49 @@ pub(crate) fn build(
     (snapshot, state, fresh)
 }
 
+/// The `result` label of `tokengate_config_reloads_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadResult {
+    /// The new configuration serves.
+    Ok,
+    /// Refused; the running configuration keeps serving.
+    Invalid,
+}
+
+impl ReloadResult {
+    /// Both results.
+    pub const ALL: [ReloadResult; 2] = [ReloadResult::Ok, ReloadResult::Invalid];
+
+    /// The `result` label value.
+    pub const fn label(self) -> &'static str {
+        match self {
+            ReloadResult::Ok => "ok",
+            ReloadResult::Invalid => "invalid",
+        }
+    }
+}
+
+/// `tokengate_config_reloads_total{result}`.
+struct ReloadMetrics(IntCounterVec);
+
+impl ReloadMetrics {
+    fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let reloads = IntCounterVec::new(
+            Opts::new("tokengate_config_reloads_total", "Configuration reloads, by result."),
+            &["result"],
+        )?;
+        for result in ReloadResult::ALL {
+            reloads.with_label_values(&[result.label()]);
+        }
+        registry.register(Box::new(reloads.clone()))?;
+        Ok(ReloadMetrics(reloads))
+    }
+
+    fn record(&self, result: ReloadResult) {
+        self.0.with_label_values(&[result.label()]).inc();
+    }
+}
+
 /// Applies reloads; cheap to clone.
 #[derive(Clone)]
 pub struct Reloader(Arc<Inner>);
@@ -117,7 +160,7 @@ pub struct Reloader(Arc<Inner>);
 struct Inner {
     source: ConfigSource,
     proxy: Arc<Proxy>,
-    metrics: Arc<Metrics>,
+    metrics: ReloadMetrics,
     key_stores: KeyStores,
     jwks_metrics: JwksMetrics,
     state: Mutex<State>,
@@ -127,19 +170,19 @@ impl Reloader {
     pub(crate) fn new(
         source: ConfigSource,
         proxy: Arc<Proxy>,
-        metrics: Arc<Metrics>,
+        registry: &Registry,
         key_stores: KeyStores,
         jwks_metrics: JwksMetrics,
         state: State,
-    ) -> Reloader {
-        Reloader(Arc::new(Inner {
+    ) -> Result<Reloader, prometheus::Error> {
+        Ok(Reloader(Arc::new(Inner {
             source,
             proxy,
-            metrics,
+            metrics: ReloadMetrics::new(registry)?,
             key_stores,
             jwks_metrics,
             state: Mutex::new(state),
-        }))
+        })))
     }
 
     /// Starts the fetch tasks of the initial key stores.
@@ -166,7 +209,7 @@ impl Reloader {
         let config = match Config::load(path) {
             Ok(config) => config,
             Err(e) => {
-                self.0.metrics.record_reload(ReloadResult::Invalid);
+                self.0.metrics.record(ReloadResult::Invalid);
                 tracing::error!(error = %e, "reload refused; the running configuration keeps serving");
                 return Err(e);
             }
@@ -183,7 +226,7 @@ impl Reloader {
                     message: "changed: the session service (key, issuer, lifetimes, listener) is fixed at start; restart to apply".into(),
                 }],
             };
-            self.0.metrics.record_reload(ReloadResult::Invalid);
+            self.0.metrics.record(ReloadResult::Invalid);
             tracing::error!(error = %e, "reload refused; the running configuration keeps serving");
             return Err(e);
         }
@@ -207,7 +250,7 @@ impl Reloader {
         self.0.key_stores.set(next.stores.clone());
         self.0.proxy.replace(snapshot);
         *state = next;
-        self.0.metrics.record_reload(ReloadResult::Ok);
+        self.0.metrics.record(ReloadResult::Ok);
         tracing::info!(config = %config.origin, "configuration reloaded");
         Ok(())
     }

@@ -51,6 +51,17 @@ pub struct Listener<F> {
     pub connections: Option<IntGauge>,
 }
 
+/// Registers `tokengate_connections_open` on `registry`: the gauge a metered
+/// listener moves.
+pub fn connections_gauge(registry: &prometheus::Registry) -> Result<IntGauge, prometheus::Error> {
+    let gauge = IntGauge::new(
+        "tokengate_connections_open",
+        "Client connections currently open on the proxy listener.",
+    )?;
+    registry.register(Box::new(gauge.clone()))?;
+    Ok(gauge)
+}
+
 /// One connection's slot: held by the connection task and by any tunnel the
 /// connection turned into; the slot frees when the last holder drops it.
 #[derive(Clone)]

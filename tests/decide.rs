@@ -18,7 +18,7 @@ use tokengate::route::RoutePolicy;
 
 fn proxy() -> Proxy {
     let config = load(&base_config(), "127.0.0.1:1".parse().unwrap());
-    let metrics = Arc::new(Metrics::new(prometheus::Registry::new()).unwrap());
+    let metrics = Metrics::new().unwrap();
     let revocations = Revocations::new(&config.revocation, config.auth.leeway).unwrap();
     revocations.apply(&Revocation::Jti {
         id: "revoked".into(),
@@ -32,7 +32,7 @@ fn proxy() -> Proxy {
         Arc::new(Upstream::new(&config.upstream)),
     )
     .with_http(config.http.clone());
-    Proxy::new(snapshot, revocations, metrics)
+    Proxy::new(snapshot, revocations, metrics.registry()).unwrap()
 }
 
 /// The decision in one line: `forward <path> <subject> <upgrade>` or `reject <reason>`.

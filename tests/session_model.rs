@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use proptest::prelude::*;
 use support::redis::RedisServer;
 use support::*;
+use tokengate::config::RedisConfig;
 use tokengate::config::RevocationBackend;
-use tokengate::revocation::sync::RedisTarget;
 use tokengate::session::store::{NewSession, Opened, Refreshed, Rotation, Store, TokenHash};
 
 #[derive(Debug, Clone)]
@@ -148,7 +148,7 @@ proptest! {
             let prefix = format!("r{}", RUN.fetch_add(1, Ordering::Relaxed));
             let start = now();
             let memory = run(&Store::memory(), &ops, &prefix, start).await;
-            let remote = run(&Store::redis(target.clone()), &ops, &prefix, start).await;
+            let remote = run(&Store::redis(&target), &ops, &prefix, start).await;
             for (i, (m, r)) in memory.iter().zip(&remote).enumerate() {
                 prop_assert_eq!(m, r, "op {} {:?}\nmemory: {:#?}\nredis:  {:#?}", i, ops[i], memory, remote);
             }
@@ -158,8 +158,8 @@ proptest! {
 }
 
 /// One redis-server for every case (started once, flushed between cases).
-fn shared_redis() -> (&'static RedisServer, RedisTarget) {
-    static SERVER: std::sync::OnceLock<(RedisServer, RedisTarget)> = std::sync::OnceLock::new();
+fn shared_redis() -> (&'static RedisServer, RedisConfig) {
+    static SERVER: std::sync::OnceLock<(RedisServer, RedisConfig)> = std::sync::OnceLock::new();
     let (server, target) = SERVER.get_or_init(|| {
         let server = RedisServer::start();
         let yaml = format!(
@@ -171,8 +171,7 @@ fn shared_redis() -> (&'static RedisServer, RedisTarget) {
         let RevocationBackend::Redis(redis) = &config.revocation.backend else {
             panic!("a redis backend");
         };
-        let target = RedisTarget::new(redis).unwrap();
-        (server, target)
+        (server, (**redis).clone())
     });
     (server, target.clone())
 }

@@ -7,6 +7,7 @@ mod cache;
 mod claims;
 mod extract;
 mod jwt;
+mod metrics;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,10 +20,11 @@ pub use extract::{extract, has_query_param, remove_query_param};
 pub use jwt::Verifier;
 
 use self::cache::VerifiedCache;
+pub use self::metrics::VerifyMetrics;
 use crate::clock::unix_now;
 use crate::config::{AuthConfig, TokenSource};
 use crate::jwks::KeyStore;
-use crate::metrics::{Metrics, Reason};
+use crate::metrics::Reason;
 
 /// Why a request carries no valid credentials (always 401).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -109,17 +111,17 @@ impl Authenticator {
         &self,
         headers: &HeaderMap,
         query: Option<&str>,
-        metrics: &Metrics,
+        metrics: &VerifyMetrics,
     ) -> Result<Arc<Claims>, AuthError> {
         let started = Instant::now();
         let token = extract(&self.sources, headers, query, self.max_token_bytes)?;
         let result = self.verify(token, metrics).await;
-        metrics.record_verify(started.elapsed());
+        metrics.record(started.elapsed());
         result
     }
 
     /// Verifies `token`, through the cache when it is on.
-    pub async fn verify(&self, token: &str, metrics: &Metrics) -> Result<Arc<Claims>, AuthError> {
+    pub async fn verify(&self, token: &str, metrics: &VerifyMetrics) -> Result<Arc<Claims>, AuthError> {
         let now = unix_now();
         let leeway = self.verifier.leeway();
         // Hashed once: the same key serves the lookup and, on a miss, the insert.
@@ -127,11 +129,11 @@ impl Authenticator {
         if let (Some(cache), Some(key)) = (&self.cache, key) {
             match cache.get(key) {
                 Some(hit) if hit.generation == self.verifier.generation(hit.issuer) => {
-                    metrics.verify_cache_hits.inc();
+                    metrics.cache_hits.inc();
                     jwt::check_times(&hit.claims, now, leeway)?;
                     return Ok(hit.claims);
                 }
-                _ => metrics.verify_cache_misses.inc(),
+                _ => metrics.cache_misses.inc(),
             }
         }
         let (claims, issuer, generation) = match self.verifier.verify_detailed(token, now) {

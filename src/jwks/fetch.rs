@@ -172,7 +172,7 @@ async fn run(store: Weak<KeyStore>, wake: Arc<tokio::sync::Notify>, remote: Jwks
         let serving_kid_refetch = s.refetch.lock().unwrap_or_else(|e| e.into_inner()).in_flight;
         let next = match fetch_once(&client, &remote).await {
             Ok((parsed, max_age)) => {
-                s.metrics.fetched(&s.issuer, "ok");
+                s.metrics.fetched(&s.issuer, Ok(()));
                 for why in &parsed.skipped {
                     tracing::debug!(issuer = %s.issuer, why, "JWKS key skipped");
                 }
@@ -188,7 +188,7 @@ async fn run(store: Weak<KeyStore>, wake: Arc<tokio::sync::Notify>, remote: Jwks
                     .clamp(remote.min_refresh_interval, remote.max_refresh_interval)
             }
             Err(e) => {
-                s.metrics.fetched(&s.issuer, e.label());
+                s.metrics.fetched(&s.issuer, Err(&e));
                 if !was_failing {
                     tracing::warn!(issuer = %s.issuer, url = %remote.url, error = %e, loaded = s.is_loaded(), "JWKS fetch failed; keeping the last good keys");
                 }

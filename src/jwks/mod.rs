@@ -36,8 +36,9 @@ impl JwksMetrics {
         Ok(JwksMetrics { fetches })
     }
 
-    fn fetched(&self, issuer: &str, result: &str) {
-        self.fetches.with_label_values(&[issuer, result]).inc();
+    fn fetched(&self, issuer: &str, result: Result<(), &fetch::FetchError>) {
+        let label = result.map_or_else(fetch::FetchError::label, |()| "ok");
+        self.fetches.with_label_values(&[issuer, label]).inc();
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod forward;
 pub mod headers;
+pub mod metrics;
 pub mod request;
 pub mod request_id;
 pub mod respond;
@@ -24,14 +25,17 @@ use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
 use arc_swap::ArcSwap;
+use prometheus::Registry;
 
 use self::forward::Upstream;
+use self::metrics::RequestMetrics;
 use self::respond::{Rejection, respond};
+use crate::auth::VerifyMetrics;
 use crate::auth::{Authenticator, Claims, authorize, has_query_param, remove_query_param};
 use crate::clock::unix_ms;
 use crate::config::{Access, AuthConfig, CaseAmbiguousPaths, HttpRules, IdentityHeaders, PathParameters, TokenSource};
 use crate::jwks::KeyStore;
-use crate::metrics::{Metrics, Reason};
+use crate::metrics::Reason;
 use crate::path;
 use crate::revocation::Revocations;
 use crate::route::RoutePolicy;
@@ -47,7 +51,8 @@ pub type ProxyBody = Either<Incoming, Full<Bytes>>;
 pub struct Proxy {
     current: ArcSwap<Snapshot>,
     revocations: Revocations,
-    metrics: Arc<Metrics>,
+    requests: RequestMetrics,
+    verify: VerifyMetrics,
     sessions: Option<Arc<Sessions>>,
 }
 
@@ -145,14 +150,15 @@ impl Snapshot {
 }
 
 impl Proxy {
-    /// The request path serving `snapshot`.
-    pub fn new(snapshot: Snapshot, revocations: Revocations, metrics: Arc<Metrics>) -> Self {
-        Proxy {
+    /// The request path serving `snapshot`; registers its metrics on `registry`.
+    pub fn new(snapshot: Snapshot, revocations: Revocations, registry: &Registry) -> Result<Self, prometheus::Error> {
+        Ok(Proxy {
             current: ArcSwap::from_pointee(snapshot),
             revocations,
-            metrics,
+            requests: RequestMetrics::new(registry)?,
+            verify: VerifyMetrics::new(registry)?,
             sessions: None,
-        }
+        })
     }
 
     /// Answers the session endpoints (refresh, logout, JWKS) before routing.
@@ -194,7 +200,7 @@ impl Proxy {
         let mut response = match self.serve(&snapshot, req, conn, &request_id).await {
             Ok(served) => {
                 let elapsed = started.elapsed();
-                self.metrics.record_request(served.reason, elapsed);
+                self.requests.record(served.reason, elapsed);
                 if snapshot.access_log {
                     // The path only (a query may carry a token), never a
                     // header value; the subject is the verified one.
@@ -218,7 +224,7 @@ impl Proxy {
                 let reason = rejection.reason();
                 let response = respond(&rejection, &snapshot.realm);
                 let elapsed = started.elapsed();
-                self.metrics.record_request(reason, elapsed);
+                self.requests.record(reason, elapsed);
                 // One line per rejected request, access log or not.
                 tracing::info!(
                     target: "tokengate::access",
@@ -419,7 +425,7 @@ impl Proxy {
         headers: &http::HeaderMap,
         query: Option<&str>,
     ) -> Result<Arc<Claims>, Rejection> {
-        let claims = snapshot.auth.authenticate(headers, query, &self.metrics).await?;
+        let claims = snapshot.auth.authenticate(headers, query, &self.verify).await?;
         self.revocations.check(claims.token_ref(), unix_ms())?;
         Ok(claims)
     }

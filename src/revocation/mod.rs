@@ -9,6 +9,7 @@
 //! cut-off wins) and only ever removed once the token they revoke can no
 //! longer be valid, so a Redis that loses its data cannot un-revoke anything.
 
+pub mod metrics;
 pub mod protocol;
 pub mod sync;
 
@@ -18,15 +19,15 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use prometheus::core::{Collector, Desc};
-use prometheus::proto::MetricFamily;
-use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::Registry;
 
 pub use protocol::{Keys, Kind, Message, Revocation};
 
-use self::sync::{RedisTarget, SyncError};
+use self::metrics::{MirrorCollector, SyncMetrics};
+use self::sync::RedisTarget;
 use crate::clock::unix_ms;
 use crate::config::{OnStale, RevocationBackend, RevocationConfig};
+use crate::redis_client::RedisError;
 
 const SHARDS: usize = 16;
 
@@ -64,9 +65,6 @@ pub enum SetupError {
     /// A metric could not be registered.
     #[error("revocation metrics: {0}")]
     Metrics(#[from] prometheus::Error),
-    /// The Redis client could not be created from its settings.
-    #[error("redis client: {0}")]
-    Redis(#[from] redis::RedisError),
 }
 
 /// The shared handle: cheap to clone, read by every request.
@@ -92,89 +90,6 @@ struct Inner {
     /// Last `seq` applied by the memory backend's own revocations.
     local_seq: AtomicU64,
     metrics: SyncMetrics,
-}
-
-/// Counters the sync task moves.
-#[derive(Clone)]
-pub struct SyncMetrics {
-    messages: IntCounterVec,
-    reloads: IntCounterVec,
-}
-
-impl SyncMetrics {
-    fn new() -> Result<SyncMetrics, prometheus::Error> {
-        let messages = IntCounterVec::new(
-            Opts::new(
-                "tokengate_revocation_messages_total",
-                "Revocation channel messages, by result (applied, duplicate, gap, malformed).",
-            ),
-            &["result"],
-        )?;
-        let reloads = IntCounterVec::new(
-            Opts::new(
-                "tokengate_revocation_reloads_total",
-                "Full reloads of the revocation mirror, by cause.",
-            ),
-            &["cause"],
-        )?;
-        for r in ["applied", "duplicate", "gap", "malformed"] {
-            messages.with_label_values(&[r]);
-        }
-        for c in ReloadCause::ALL {
-            reloads.with_label_values(&[c.label()]);
-        }
-        Ok(SyncMetrics { messages, reloads })
-    }
-
-    /// Counts one channel message.
-    pub fn message(&self, result: &str) -> IntCounter {
-        self.messages.with_label_values(&[result])
-    }
-
-    /// Counts one reload.
-    pub fn reload(&self, cause: ReloadCause) {
-        self.reloads.with_label_values(&[cause.label()]).inc();
-    }
-}
-
-/// Why the mirror was reloaded: the `cause` label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReloadCause {
-    /// First load after start.
-    Startup,
-    /// The connection was lost and re-established.
-    Reconnect,
-    /// A message's `seq` skipped numbers.
-    Gap,
-    /// The periodic check found `seq` ahead of the mirror.
-    Behind,
-    /// The periodic check found `seq` behind the mirror (Redis lost data).
-    Reset,
-    /// A message could not be parsed.
-    Malformed,
-}
-
-impl ReloadCause {
-    const ALL: [ReloadCause; 6] = [
-        ReloadCause::Startup,
-        ReloadCause::Reconnect,
-        ReloadCause::Gap,
-        ReloadCause::Behind,
-        ReloadCause::Reset,
-        ReloadCause::Malformed,
-    ];
-
-    /// The label value.
-    pub const fn label(self) -> &'static str {
-        match self {
-            ReloadCause::Startup => "startup",
-            ReloadCause::Reconnect => "reconnect",
-            ReloadCause::Gap => "gap",
-            ReloadCause::Behind => "behind",
-            ReloadCause::Reset => "reset",
-            ReloadCause::Malformed => "malformed",
-        }
-    }
 }
 
 /// Hash-keyed maps behind a few read-mostly locks.
@@ -268,7 +183,7 @@ impl Revocations {
     pub fn new(config: &RevocationConfig, leeway: Duration) -> Result<Revocations, SetupError> {
         let redis = match &config.backend {
             RevocationBackend::Memory => None,
-            RevocationBackend::Redis(r) => Some(RedisTarget::new(r)?),
+            RevocationBackend::Redis(r) => Some(RedisTarget::new(r)),
         };
         let memory = redis.is_none();
         Ok(Revocations {
@@ -447,14 +362,14 @@ impl Revocations {
     /// Revokes: through the Lua script for the redis backend (every sidecar
     /// then learns it from the channel), directly in the mirror for memory.
     /// Returns the revocation's `seq`.
-    pub async fn revoke(&self, revocation: &Revocation) -> Result<u64, SyncError> {
+    pub async fn revoke(&self, revocation: &Revocation) -> Result<u64, RedisError> {
         match &self.inner.redis {
             None => {
                 self.apply(revocation);
                 Ok(self.inner.local_seq.fetch_add(1, Ordering::AcqRel) + 1)
             }
             Some(target) => {
-                let mut conn = target.connect().await?;
+                let mut conn = target.config.endpoint.connect().await?;
                 Ok(protocol::revoke(&mut conn, &target.keys, revocation).await?)
             }
         }
@@ -485,86 +400,6 @@ impl Revocations {
                 }
             }
         }
-    }
-}
-
-/// Gauges computed at scrape time, so the age is exact even while the sync
-/// task is stuck waiting on a dead Redis.
-struct MirrorCollector {
-    revocations: Revocations,
-    entries: IntGaugeVec,
-    age: prometheus::Gauge,
-    connected: IntGauge,
-    stale: IntGauge,
-    descs: Vec<Desc>,
-}
-
-impl MirrorCollector {
-    fn new(revocations: Revocations) -> Result<MirrorCollector, prometheus::Error> {
-        let entries = IntGaugeVec::new(
-            Opts::new(
-                "tokengate_revocation_entries",
-                "Entries in the revocation mirror, by kind.",
-            ),
-            &["kind"],
-        )?;
-        let age = prometheus::Gauge::new(
-            "tokengate_revocation_sync_age_seconds",
-            "Seconds since the revocation mirror was last confirmed current (0 for the memory backend).",
-        )?;
-        let connected = IntGauge::new(
-            "tokengate_revocation_connected",
-            "1 while the revocation sync has a working Redis connection (always 1 for memory).",
-        )?;
-        let stale = IntGauge::new(
-            "tokengate_revocation_stale",
-            "1 while the mirror is older than max_staleness (fail_open keeps serving from it).",
-        )?;
-        let descs = [entries.desc(), age.desc(), connected.desc(), stale.desc()]
-            .into_iter()
-            .flatten()
-            .cloned()
-            .collect();
-        Ok(MirrorCollector {
-            revocations,
-            entries,
-            age,
-            connected,
-            stale,
-            descs,
-        })
-    }
-}
-
-impl Collector for MirrorCollector {
-    fn desc(&self) -> Vec<&Desc> {
-        self.descs.iter().collect()
-    }
-
-    fn collect(&self) -> Vec<MetricFamily> {
-        let now = unix_ms();
-        for kind in Kind::ALL {
-            self.entries
-                .with_label_values(&[kind.label()])
-                .set(self.revocations.len(kind) as i64);
-        }
-        let age_ms = if self.revocations.is_loaded() {
-            self.revocations.age_ms(now)
-        } else {
-            // Never loaded: as old as the epoch would be misleading; report 0
-            // and let `connected` and readiness tell the story.
-            0
-        };
-        self.age.set(age_ms as f64 / 1000.0);
-        self.connected.set(i64::from(self.revocations.is_connected()));
-        self.stale.set(i64::from(
-            self.revocations.is_loaded() && self.revocations.is_stale(now),
-        ));
-        let mut out = self.entries.collect();
-        out.extend(self.age.collect());
-        out.extend(self.connected.collect());
-        out.extend(self.stale.collect());
-        out
     }
 }
 

@@ -8,69 +8,32 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, ConnectionInfo};
 
+use super::Revocations;
+use super::metrics::{MessageResult, ReloadCause};
 use super::protocol::{Keys, Kind, Message};
-use super::{ReloadCause, Revocations};
 use crate::backoff::Backoff;
 use crate::clock::unix_ms;
 use crate::config::RedisConfig;
 use crate::readiness::Latch;
-
-/// Why a sync session ended.
-#[derive(Debug, thiserror::Error)]
-pub enum SyncError {
-    /// A Redis command or connection failed.
-    #[error("redis: {0}")]
-    Redis(#[from] redis::RedisError),
-    /// A Redis call did not answer within its timeout.
-    #[error("redis did not answer within {0:?}")]
-    Timeout(Duration),
-    /// The subscription stream ended (connection closed).
-    #[error("subscription closed")]
-    Closed,
-}
+use crate::redis_client::{RedisError, within};
 
 /// A Redis endpoint and the protocol names under its prefix.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct RedisTarget {
-    client: Client,
     /// Key and channel names.
     pub keys: Keys,
-    config: RedisConfig,
+    /// Endpoint, prefix and sync settings.
+    pub config: RedisConfig,
 }
 
 impl RedisTarget {
-    /// Builds the client for `config` (connects lazily).
-    pub fn new(config: &RedisConfig) -> Result<RedisTarget, redis::RedisError> {
-        let info: ConnectionInfo = config.connection_info.clone();
-        Ok(RedisTarget {
-            client: Client::open(info)?,
+    /// The target `config` names (connects lazily).
+    pub fn new(config: &RedisConfig) -> RedisTarget {
+        RedisTarget {
             keys: Keys::new(&config.prefix),
             config: config.clone(),
-        })
-    }
-
-    /// A command connection with the configured connect and command timeouts.
-    pub async fn connect(&self) -> Result<MultiplexedConnection, SyncError> {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.config.connect_timeout))
-            .set_response_timeout(Some(self.config.command_timeout));
-        within(
-            self.config.connect_timeout + self.config.command_timeout,
-            self.client.get_multiplexed_async_connection_with_config(&config),
-        )
-        .await
-    }
-}
-
-async fn within<T, E>(limit: Duration, fut: impl Future<Output = Result<T, E>>) -> Result<T, SyncError>
-where
-    SyncError: From<E>,
-{
-    match tokio::time::timeout(limit, fut).await {
-        Ok(r) => r.map_err(SyncError::from),
-        Err(_) => Err(SyncError::Timeout(limit)),
+        }
     }
 }
 
@@ -97,7 +60,7 @@ async fn run(revocations: Revocations, target: RedisTarget, latch: Latch) {
         revocations.set_connected(false);
         if failures == 0 {
             // One line per state change; retries are logged at debug level.
-            tracing::warn!(error = %error, redis = %target.config.display_url, "revocation sync lost; serving from the mirror");
+            tracing::warn!(error = %error, redis = %target.config.endpoint.display_url(), "revocation sync lost; serving from the mirror");
         } else {
             tracing::debug!(error = %error, attempt = failures, "revocation sync reconnect failed");
         }
@@ -122,14 +85,12 @@ async fn session(
     latch: &mut Option<Latch>,
     ever_connected: &mut bool,
     failures: &mut u32,
-) -> Result<std::convert::Infallible, SyncError> {
+) -> Result<std::convert::Infallible, RedisError> {
     let cfg = &target.config;
-    let limit = cfg.connect_timeout + cfg.command_timeout;
     // Subscribe before loading: anything revoked during the load arrives on
     // the channel and is applied after it, so nothing falls between.
-    let mut pubsub = within(limit, target.client.get_async_pubsub()).await?;
-    within(cfg.command_timeout, pubsub.subscribe(&target.keys.channel)).await?;
-    let mut conn = target.connect().await?;
+    let mut pubsub = cfg.endpoint.subscribe(&target.keys.channel).await?;
+    let mut conn = cfg.endpoint.connect().await?;
     let mut seq = full_load(revocations, target, &mut conn, cause).await?;
     revocations.set_connected(true);
     let (jti, sub, sid) = (
@@ -140,7 +101,7 @@ async fn session(
     if *ever_connected {
         tracing::info!(seq, jti, sub, sid, "revocation sync resynced");
     } else {
-        tracing::info!(seq, jti, sub, sid, redis = %cfg.display_url, "revocation sync connected");
+        tracing::info!(seq, jti, sub, sid, redis = %cfg.endpoint.display_url(), "revocation sync connected");
     }
     *ever_connected = true;
     *failures = 0;
@@ -158,31 +119,31 @@ async fn session(
     loop {
         tokio::select! {
             msg = stream.next() => {
-                let Some(msg) = msg else { return Err(SyncError::Closed) };
+                let Some(msg) = msg else { return Err(RedisError::Closed) };
                 match Message::parse(msg.get_payload_bytes()) {
                     Ok((msg_seq, revocation)) => {
                         revocations.apply(&revocation);
                         if msg_seq <= seq {
-                            metrics.message("duplicate").inc();
+                            metrics.message(MessageResult::Duplicate);
                         } else if msg_seq == seq + 1 {
-                            metrics.message("applied").inc();
+                            metrics.message(MessageResult::Applied);
                             seq = msg_seq;
                             revocations.mark_confirmed(unix_ms());
                         } else {
-                            metrics.message("gap").inc();
+                            metrics.message(MessageResult::Gap);
                             tracing::info!(expected = seq + 1, got = msg_seq, "revocation seq gap; reloading");
                             seq = full_load(revocations, target, &mut conn, ReloadCause::Gap).await?.max(msg_seq);
                         }
                     }
                     Err(e) => {
-                        metrics.message("malformed").inc();
+                        metrics.message(MessageResult::Malformed);
                         tracing::warn!(error = %e, "malformed revocation message ignored; reloading");
                         seq = full_load(revocations, target, &mut conn, ReloadCause::Malformed).await?;
                     }
                 }
             }
             _ = check.tick() => {
-                let remote: Option<u64> = within(cfg.command_timeout, redis::cmd("GET").arg(&target.keys.seq).query_async(&mut conn)).await?;
+                let remote: Option<u64> = cfg.endpoint.command(redis::cmd("GET").arg(&target.keys.seq).query_async(&mut conn)).await?;
                 let remote = remote.unwrap_or(0);
                 if remote > seq {
                     tracing::info!(local = seq, remote, "revocation mirror behind; reloading");
@@ -207,7 +168,7 @@ async fn session(
                 for kind in Kind::ALL {
                     pipe.cmd("ZREMRANGEBYSCORE").arg(target.keys.set(kind)).arg("-inf").arg(format!("({}", revocations.keep_from(kind, now))).ignore();
                 }
-                within::<(), _>(cfg.command_timeout, pipe.query_async(&mut conn)).await?;
+                cfg.endpoint.command::<()>(pipe.query_async(&mut conn)).await?;
             }
         }
     }
@@ -242,7 +203,7 @@ async fn load_set(
     key: &str,
     page_size: u64,
     timeout: Duration,
-) -> Result<usize, SyncError> {
+) -> Result<usize, RedisError> {
     let page_size = page_size.max(1);
     let pages = futures_util::stream::iter(0u64..)
         .map(|k| {
@@ -260,7 +221,7 @@ async fn load_set(
                         .query_async(&mut conn),
                 )
                 .await?;
-                Ok::<_, SyncError>(page)
+                Ok::<_, RedisError>(page)
             }
         })
         .buffered(PAGES_IN_FLIGHT);
@@ -303,19 +264,27 @@ async fn full_load(
     target: &RedisTarget,
     conn: &mut MultiplexedConnection,
     cause: ReloadCause,
-) -> Result<u64, SyncError> {
+) -> Result<u64, RedisError> {
     let cfg = &target.config;
     revocations.sync_metrics().reload(cause);
     let started = std::time::Instant::now();
     let seq: Option<u64> = within(
-        cfg.command_timeout,
+        cfg.endpoint.command_timeout,
         redis::cmd("GET").arg(&target.keys.seq).query_async(conn),
     )
     .await?;
     let mut loaded = 0usize;
     for kind in Kind::ALL {
         let key = target.keys.set(kind);
-        loaded += load_set(revocations, conn, kind, key, cfg.page_size, cfg.command_timeout).await?;
+        loaded += load_set(
+            revocations,
+            conn,
+            kind,
+            key,
+            cfg.page_size,
+            cfg.endpoint.command_timeout,
+        )
+        .await?;
     }
     revocations.prune(crate::clock::unix_now());
     revocations.mark_confirmed(unix_ms());

@@ -15,6 +15,7 @@
 
 pub mod control;
 pub mod http;
+pub mod metrics;
 pub mod store;
 
 use std::time::Duration;
@@ -23,13 +24,14 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use jsonwebtoken::Header;
-use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
+use prometheus::Registry;
 use serde_json::{Map, Value};
 
+pub use self::metrics::RefreshResult;
+use self::metrics::{LogoutScope, SessionMetrics};
 use self::store::{NewSession, Refreshed, Rotation, SessionInfo, Store, StoreError, TokenHash};
 use crate::clock::unix_ms;
 use crate::config::{RevocationBackend, RevocationConfig, SessionsConfig};
-use crate::revocation::sync::RedisTarget;
 use crate::revocation::{Revocation, Revocations};
 
 /// Claims the service sets itself; the app may not supply them.
@@ -54,46 +56,6 @@ pub enum SessionError {
     /// A token could not be signed or random bytes drawn (500).
     #[error("cannot issue a token: {0}")]
     Issue(String),
-}
-
-/// The `result` label of `tokengate_session_refreshes_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RefreshResult {
-    /// Spent and replaced.
-    Rotated,
-    /// Already spent: the session was revoked.
-    Reused,
-    /// Spent moments ago by a racing request (within `reuse_grace`).
-    Concurrent,
-    /// Past its expiry.
-    Expired,
-    /// Unknown, malformed, or its session has ended.
-    Invalid,
-    /// The store failed; nothing changed.
-    Unavailable,
-}
-
-impl RefreshResult {
-    const ALL: [RefreshResult; 6] = [
-        RefreshResult::Rotated,
-        RefreshResult::Reused,
-        RefreshResult::Concurrent,
-        RefreshResult::Expired,
-        RefreshResult::Invalid,
-        RefreshResult::Unavailable,
-    ];
-
-    /// The label value.
-    pub const fn label(self) -> &'static str {
-        match self {
-            RefreshResult::Rotated => "rotated",
-            RefreshResult::Reused => "reused",
-            RefreshResult::Concurrent => "concurrent",
-            RefreshResult::Expired => "expired",
-            RefreshResult::Invalid => "invalid",
-            RefreshResult::Unavailable => "unavailable",
-        }
-    }
 }
 
 impl std::fmt::Display for RefreshResult {
@@ -126,58 +88,6 @@ pub struct TokenResponse {
     pub session_id: String,
 }
 
-/// Session metrics.
-#[derive(Clone)]
-struct SessionMetrics {
-    opened: IntCounter,
-    refreshes: IntCounterVec,
-    logouts: IntCounterVec,
-    evicted: IntCounter,
-}
-
-impl SessionMetrics {
-    fn new(registry: &Registry) -> Result<SessionMetrics, prometheus::Error> {
-        let opened = IntCounter::new(
-            "tokengate_sessions_opened_total",
-            "Sessions opened on the control listener.",
-        )?;
-        let refreshes = IntCounterVec::new(
-            Opts::new(
-                "tokengate_session_refreshes_total",
-                "Refresh token presentations, by result (rotated, reused, concurrent, expired, invalid, unavailable).",
-            ),
-            &["result"],
-        )?;
-        let logouts = IntCounterVec::new(
-            Opts::new(
-                "tokengate_session_logouts_total",
-                "Sessions ended on request, by scope (session: logout or control revoke; subject: logout-all).",
-            ),
-            &["scope"],
-        )?;
-        let evicted = IntCounter::new(
-            "tokengate_sessions_evicted_total",
-            "Sessions revoked because the subject exceeded max_sessions_per_subject.",
-        )?;
-        for r in RefreshResult::ALL {
-            refreshes.with_label_values(&[r.label()]);
-        }
-        for s in ["session", "subject"] {
-            logouts.with_label_values(&[s]);
-        }
-        registry.register(Box::new(opened.clone()))?;
-        registry.register(Box::new(refreshes.clone()))?;
-        registry.register(Box::new(logouts.clone()))?;
-        registry.register(Box::new(evicted.clone()))?;
-        Ok(SessionMetrics {
-            opened,
-            refreshes,
-            logouts,
-            evicted,
-        })
-    }
-}
-
 /// The session service; shared by the proxy and control listeners.
 pub struct Sessions {
     config: SessionsConfig,
@@ -194,9 +104,6 @@ pub enum SetupError {
     /// A metric could not be registered.
     #[error("session metrics: {0}")]
     Metrics(#[from] prometheus::Error),
-    /// The Redis client could not be created from its settings.
-    #[error("session store: {0}")]
-    Redis(#[from] redis::RedisError),
 }
 
 fn random<const N: usize>() -> Result<[u8; N], SessionError> {
@@ -252,7 +159,7 @@ impl Sessions {
     ) -> Result<Sessions, SetupError> {
         let store = match &revocation.backend {
             RevocationBackend::Memory => Store::memory(),
-            RevocationBackend::Redis(r) => Store::redis(RedisTarget::new(r)?),
+            RevocationBackend::Redis(r) => Store::redis(r),
         };
         let mut header = Header::new(config.signing.algorithm);
         header.kid = Some(config.signing.kid.clone());
@@ -394,7 +301,7 @@ impl Sessions {
             Err(SessionError::InvalidGrant(r)) => *r,
             Err(_) => RefreshResult::Unavailable,
         };
-        self.metrics.refreshes.with_label_values(&[label.label()]).inc();
+        self.metrics.refresh(label);
         result
     }
 
@@ -456,7 +363,7 @@ impl Sessions {
             self.enforce(std::slice::from_ref(&r));
         }
         if existed || token_exp > 0 {
-            self.metrics.logouts.with_label_values(&["session"]).inc();
+            self.metrics.logout(LogoutScope::Session);
         }
         Ok(existed)
     }
@@ -481,7 +388,7 @@ impl Sessions {
             id: sub.to_owned(),
             before,
         }]);
-        self.metrics.logouts.with_label_values(&["subject"]).inc();
+        self.metrics.logout(LogoutScope::Subject);
         tracing::info!(ended, "subject logged out everywhere");
         Ok(ended)
     }

@@ -2,6 +2,11 @@
 //! clients for HTTP/1.1, h2c and TLS, and token minting from fixture keys.
 #![allow(dead_code)] // each test binary uses a different subset
 
+// The binary's echo app, compiled into the tests too: it is the upstream
+// whose report of what it received the tests assert on, and it is not
+// part of the library API.
+#[path = "../../src/cli/echo.rs"]
+mod echo;
 pub mod jwks;
 pub mod raw;
 pub mod redis;
@@ -97,7 +102,7 @@ pub fn now() -> i64 {
 pub async fn start_echo() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(tokengate::echo::serve(listener));
+    tokio::spawn(echo::serve(listener));
     addr
 }
 

@@ -1,6 +1,7 @@
 //! The `revocation` section and its Redis connection.
 
 use super::*;
+use crate::redis_client::Endpoint;
 
 pub(super) fn revocation(c: &mut Check<'_>, raw: Option<&RawRevocation>) -> RevocationConfig {
     let backend_name = raw.and_then(|r| r.backend.as_ref());
@@ -66,23 +67,9 @@ pub(super) fn revocation(c: &mut Check<'_>, raw: Option<&RawRevocation>) -> Revo
 }
 
 pub(super) fn redis(c: &mut Check<'_>, raw: &RawRedis) -> Option<RedisConfig> {
-    use redis::IntoConnectionInfo;
-    let scheme_ok = raw.url.value.starts_with("redis://") || raw.url.value.starts_with("rediss://");
-    let info = match raw.url.value.as_str().into_connection_info() {
-        Ok(info) if scheme_ok => Some(info),
-        Ok(_) => {
-            c.problem(
-                "revocation.redis.url",
-                line(&raw.url),
-                "must start with redis:// or rediss:// (TLS)",
-            );
-            None
-        }
-        Err(e) => {
-            c.problem("revocation.redis.url", line(&raw.url), format!("not a Redis URL: {e}"));
-            None
-        }
-    };
+    let endpoint = Endpoint::parse(&raw.url.value)
+        .map_err(|e| c.problem("revocation.redis.url", line(&raw.url), e.to_string()))
+        .ok();
     let password = match (&raw.password_file, &raw.password_env) {
         (None, None) => None,
         (Some(f), None) => c
@@ -130,32 +117,21 @@ pub(super) fn redis(c: &mut Check<'_>, raw: &RawRedis) -> Option<RedisConfig> {
         10,
         1_000_000,
     );
-    let mut info = info?;
-    if let Some(pw) = password {
-        let settings = info.redis_settings().clone().set_password(pw);
-        info = info.set_redis_settings(settings);
-    }
+    let mut endpoint = match password {
+        Some(pw) => endpoint?
+            .with_password(pw)
+            .map_err(|e| c.problem("revocation.redis.password_file", None, e.to_string()))
+            .ok()?,
+        None => endpoint?,
+    };
+    endpoint.connect_timeout = connect_timeout;
+    endpoint.command_timeout = command_timeout;
     Some(RedisConfig {
-        display_url: redact_url(&raw.url.value),
-        connection_info: info,
+        endpoint,
         prefix,
-        connect_timeout,
-        command_timeout,
         check_interval,
         page_size,
     })
-}
-
-/// The URL with any password replaced, for logs.
-pub(super) fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..])
-        }
-        _ => url.to_owned(),
-    }
 }
 
 #[cfg(test)]
@@ -181,7 +157,7 @@ mod tests {
             (
                 &redis,
                 &[
-                    "revocation.redis.url: not a Redis URL: Redis URL did not parse - InvalidClientConfig",
+                    "revocation.redis.url: must start with redis:// or rediss:// (TLS)",
                     "revocation.redis.password_file: give password_file or password_env, not both",
                     "revocation.redis.page_size: 1 is outside 10..=1000000",
                     "revocation.on_stale: `maybe`: use fail_open or fail_closed",

@@ -17,9 +17,10 @@ mod redis_store;
 pub use self::memory::Memory;
 pub use self::redis_store::RedisStore;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-use crate::revocation::sync::{RedisTarget, SyncError};
+use crate::config::RedisConfig;
+use crate::redis_client::RedisError;
 use crate::revocation::{Keys, Revocation};
 
 /// SHA-256 of a refresh token.
@@ -115,7 +116,7 @@ pub struct SessionInfo {
 pub enum StoreError {
     /// Redis failed or timed out.
     #[error("session store: {0}")]
-    Redis(#[from] SyncError),
+    Redis(#[from] RedisError),
     /// A script answered in a shape this version does not understand.
     #[error("session store: unexpected reply from redis ({0})")]
     Reply(&'static str),
@@ -123,7 +124,7 @@ pub enum StoreError {
 
 impl From<redis::RedisError> for StoreError {
     fn from(e: redis::RedisError) -> Self {
-        StoreError::Redis(SyncError::Redis(e))
+        StoreError::Redis(RedisError::Redis(e))
     }
 }
 
@@ -141,9 +142,9 @@ impl Store {
         Store::Memory(Mutex::new(Memory::default()))
     }
 
-    /// A store in the Redis that `target` names.
-    pub fn redis(target: RedisTarget) -> Store {
-        Store::Redis(Box::new(RedisStore::new(target)))
+    /// A store in the Redis that `config` names.
+    pub fn redis(config: &RedisConfig) -> Store {
+        Store::Redis(Box::new(RedisStore::new(config)))
     }
 
     fn lock(m: &Mutex<Memory>) -> std::sync::MutexGuard<'_, Memory> {

@@ -1,10 +1,9 @@
 //! The redis backend: each transition one atomic Lua script (`lua/`), so
 //! concurrent refreshes on different sidecars see one order.
 
-use arc_swap::ArcSwapOption;
-use redis::aio::MultiplexedConnection;
-
 use super::*;
+use crate::config::RedisConfig;
+use crate::redis_client::SharedConnection;
 
 /// Keys, all under the revocation prefix's hash tag `{p}`:
 ///
@@ -45,8 +44,8 @@ const LIST: &str = include_str!("lua/list.lua");
 
 /// The redis backend: one cached multiplexed connection, re-opened after a failure.
 pub struct RedisStore {
-    target: RedisTarget,
-    conn: ArcSwapOption<MultiplexedConnection>,
+    keys: Keys,
+    conn: SharedConnection,
     scripts: Scripts,
 }
 
@@ -75,10 +74,10 @@ fn hex(hash: &TokenHash) -> String {
 }
 
 impl RedisStore {
-    pub(super) fn new(target: RedisTarget) -> RedisStore {
+    pub(super) fn new(config: &RedisConfig) -> RedisStore {
         RedisStore {
-            target,
-            conn: ArcSwapOption::empty(),
+            keys: Keys::new(&config.prefix),
+            conn: SharedConnection::new(config.endpoint.clone()),
             scripts: Scripts {
                 open: script(OPEN),
                 refresh: script(REFRESH),
@@ -91,7 +90,7 @@ impl RedisStore {
     }
 
     pub(super) fn keys(&self) -> &Keys {
-        &self.target.keys
+        &self.keys
     }
 
     /// Runs `script` with the common keys and args followed by `args`.
@@ -100,14 +99,7 @@ impl RedisStore {
         script: &redis::Script,
         args: impl FnOnce(&mut redis::ScriptInvocation<'_>),
     ) -> Result<Vec<redis::Value>, StoreError> {
-        let mut conn = match self.conn.load_full() {
-            Some(c) => MultiplexedConnection::clone(&c),
-            None => {
-                let c = self.target.connect().await?;
-                self.conn.store(Some(Arc::new(c.clone())));
-                c
-            }
-        };
+        let mut conn = self.conn.get().await?;
         let keys = self.keys();
         let mut invocation = script.key(&keys.sid);
         invocation
@@ -119,10 +111,7 @@ impl RedisStore {
         match invocation.invoke_async::<Vec<redis::Value>>(&mut conn).await {
             Ok(v) => Ok(v),
             Err(e) => {
-                if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_unrecoverable_error() {
-                    // The next call connects afresh instead of reusing a dead socket.
-                    self.conn.store(None);
-                }
+                self.conn.failed(&e);
                 Err(e.into())
             }
         }

@@ -20,7 +20,7 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
 /// Serves the echo app on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener) {
+pub(crate) async fn serve(listener: TcpListener) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(10)).await;

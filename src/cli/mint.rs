@@ -10,7 +10,7 @@ use crate::config::AuthConfig;
 
 /// What to put in a minted token.
 #[derive(Debug, Clone, Default)]
-pub struct MintOptions {
+pub(crate) struct MintOptions {
     /// `sub`.
     pub subject: String,
     /// Lifetime from now; ignored when `expires_at` is set.
@@ -28,7 +28,7 @@ pub struct MintOptions {
 
 /// Why no token could be minted.
 #[derive(Debug, thiserror::Error)]
-pub enum MintError {
+pub(crate) enum MintError {
     /// No configured key has signing material (secret or private_key_file).
     #[error("no configured key can sign: give an HMAC secret or a private_key_file")]
     NoSigningKey,
@@ -44,7 +44,7 @@ pub enum MintError {
 }
 
 /// Signs a token with a key from `auth`, issued by that key's issuer.
-pub fn mint(auth: &AuthConfig, options: &MintOptions, now: i64) -> Result<String, MintError> {
+pub(crate) fn mint(auth: &AuthConfig, options: &MintOptions, now: i64) -> Result<String, MintError> {
     let mut candidates = auth
         .issuers
         .iter()
@@ -81,7 +81,7 @@ pub fn mint(auth: &AuthConfig, options: &MintOptions, now: i64) -> Result<String
 }
 
 /// 128 random bits as hex, for `jti`.
-pub fn random_id() -> Result<String, getrandom::Error> {
+pub(crate) fn random_id() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes)?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())

@@ -1,0 +1,175 @@
+//! Settings of the decision: token sources, issuers and their keys,
+//! identity headers, routes.
+
+use super::*;
+
+/// Token verification settings.
+pub struct AuthConfig {
+    /// Clock skew tolerated on `exp` and `nbf`.
+    pub leeway: Duration,
+    /// The `realm` in `WWW-Authenticate`.
+    pub realm: String,
+    /// Where tokens are looked for, in order; the first source that has one wins.
+    pub sources: Vec<TokenSource>,
+    /// Trusted issuers, each with its own keys and audiences.
+    pub issuers: Vec<Issuer>,
+    /// Headers injected into forwarded requests (and always stripped from inbound ones).
+    pub identity: IdentityHeaders,
+    /// The verified-token cache.
+    pub verify_cache: VerifyCacheConfig,
+}
+
+/// The cache of tokens whose signatures were already verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerifyCacheConfig {
+    /// Off means every request verifies its signature.
+    pub enabled: bool,
+    /// Bound on cached tokens.
+    pub max_entries: u64,
+}
+
+/// One place a token may be carried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSource {
+    /// `Authorization: Bearer <token>` (RFC 6750 §2.1).
+    Bearer,
+    /// Another header whose whole value is the token.
+    Header(HeaderName),
+    /// A cookie with this name.
+    Cookie(String),
+    /// A query parameter with this name (RFC 6750 §2.3); removed before forwarding.
+    Query(String),
+}
+
+/// A trusted issuer.
+pub struct Issuer {
+    /// Exact `iss` value that selects this issuer.
+    pub issuer: String,
+    /// Accepted `aud` values; empty means `aud` is not checked for this issuer.
+    pub audiences: Vec<String>,
+    /// Configured verification keys; a token's `kid` picks one (or the only one).
+    pub keys: Vec<Key>,
+    /// Keys read from `jwks_file`, if one is named.
+    pub jwks_file_keys: Option<crate::keys::KeySet>,
+    /// The JWKS URL and how it is refreshed, if one is named.
+    pub remote: Option<JwksRemote>,
+}
+
+/// A JWKS published by an identity provider, and how it is kept current.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JwksRemote {
+    /// `https://` (or `http://` to a loopback address, or when allowed).
+    pub url: Uri,
+    /// Trust anchors for the provider; `None` uses the compiled-in web PKI roots.
+    pub ca: Option<Vec<CertificateDer<'static>>>,
+    /// Algorithms a JWK may be used for (never HMAC).
+    pub algorithms: Vec<Algorithm>,
+    /// Refresh period when the provider sends no `Cache-Control: max-age`.
+    pub refresh_interval: Duration,
+    /// Lower bound on the refresh period (and cap of the retry backoff).
+    pub min_refresh_interval: Duration,
+    /// Upper bound on the refresh period.
+    pub max_refresh_interval: Duration,
+    /// At most one refetch for unknown `kid`s per this period.
+    pub unknown_kid_cooldown: Duration,
+    /// Time allowed for one fetch, connect to last byte.
+    pub fetch_timeout: Duration,
+}
+
+/// One verification key with its pinned algorithm.
+pub struct Key {
+    /// The `kid` tokens name; optional only when the issuer has one key.
+    pub kid: Option<String>,
+    /// The only algorithm this key verifies; the token's `alg` must equal it.
+    pub algorithm: Algorithm,
+    /// Material for verification.
+    pub verify: DecodingKey,
+    /// Material for `token mint` and the demo (secret or private key), if given.
+    pub sign: Option<EncodingKey>,
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Key material never reaches a log line.
+        f.debug_struct("Key")
+            .field("kid", &self.kid)
+            .field("algorithm", &self.algorithm)
+            .field("can_sign", &self.sign.is_some())
+            .finish()
+    }
+}
+
+impl Issuer {
+    /// The configured keys (secrets, PEM files, a JWKS file) as one set.
+    pub fn key_set(&self) -> crate::keys::KeySet {
+        let keys = self
+            .keys
+            .iter()
+            .map(|k| crate::keys::VerifyKey {
+                kid: k.kid.clone(),
+                algorithm: k.algorithm,
+                verify: k.verify.clone(),
+            })
+            .chain(self.jwks_file_keys.iter().flat_map(|s| s.keys().iter().cloned()))
+            .collect();
+        let sources = self.keys.len() + self.jwks_file_keys.as_ref().map_or(0, |s| s.sources());
+        crate::keys::KeySet::new(keys, sources, 0)
+    }
+}
+
+/// Identity headers injected into authorized requests.
+#[derive(Debug, Clone, Default)]
+pub struct IdentityHeaders {
+    /// Header carrying `sub`.
+    pub subject: Option<HeaderName>,
+    /// (claim name, header) pairs.
+    pub claims: Vec<(String, HeaderName)>,
+}
+
+impl IdentityHeaders {
+    /// Every header name the proxy injects, so inbound copies can be stripped.
+    pub fn names(&self) -> impl Iterator<Item = &HeaderName> {
+        self.subject.iter().chain(self.claims.iter().map(|(_, h)| h))
+    }
+}
+
+/// One route rule.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// Which normalised paths the rule covers.
+    pub matcher: PathMatch,
+    /// Methods the rule covers; `None` covers all.
+    pub methods: Option<Vec<http::Method>>,
+    /// Protocols a client may switch to (`Upgrade`), lower-case; `h2c` never.
+    pub upgrades: Vec<String>,
+    /// What a request must carry.
+    pub access: Access,
+}
+
+/// How a route matches a normalised path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathMatch {
+    /// The path equals this.
+    Exact(String),
+    /// Segment-aware prefix: `/api` matches `/api` and `/api/...` but not
+    /// `/apix`; a prefix ending in `/` matches paths that start with it.
+    Prefix(String),
+}
+
+/// What a route requires.
+#[derive(Debug, Clone)]
+pub enum Access {
+    /// No token needed; none is inspected.
+    Public,
+    /// A valid token meeting these requirements (empty means any valid token).
+    Token(Requirements),
+}
+
+/// Claims a token must carry on a route (403 when unmet).
+#[derive(Debug, Clone, Default)]
+pub struct Requirements {
+    /// Every one of these must appear in `scope` (space-separated) or `scp`.
+    pub scopes: Vec<String>,
+    /// Each claim must equal the value, or be an array containing it.
+    pub claims: Vec<(String, serde_json::Value)>,
+}

@@ -1,0 +1,141 @@
+//! Settings of the state tokengate keeps: the revocation mirror, its Redis,
+//! and the session service.
+
+use super::*;
+
+/// Revocation source and staleness policy.
+#[derive(Debug, Clone)]
+pub struct RevocationConfig {
+    /// Where revocations are kept.
+    pub backend: RevocationBackend,
+    /// Age of the mirror after which `on_stale` applies.
+    pub max_staleness: Duration,
+    /// What to do once the mirror is older than `max_staleness`.
+    pub on_stale: OnStale,
+    /// Longest lifetime of any token the issuers mint; subject cut-offs older
+    /// than this (plus leeway) can no longer affect a live token and are pruned.
+    pub max_token_lifetime: Duration,
+}
+
+/// Revocation backend.
+#[derive(Debug, Clone)]
+pub enum RevocationBackend {
+    /// In-process only: one instance, never stale.
+    Memory,
+    /// A mirror kept current from Redis (the protocol in `revocation::protocol`).
+    Redis(Box<RedisConfig>),
+}
+
+/// How to reach Redis and what to keep there.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// URL (password from `password_file`/`password_env` applied) and timeouts.
+    pub endpoint: crate::redis_client::Endpoint,
+    /// Key prefix (hash tag): keys are `{prefix}:...`.
+    pub prefix: String,
+    /// How often `{prefix}:seq` is compared with the mirror.
+    pub check_interval: Duration,
+    /// Entries per ZRANGE page in a full load.
+    pub page_size: u64,
+}
+
+/// The session service: tokengate as the issuer of short-lived access tokens
+/// and rotating refresh tokens for apps without an issuer of their own.
+#[derive(Debug, Clone)]
+pub struct SessionsConfig {
+    /// `iss` of the access tokens (also the issuer the verifier accepts them under).
+    pub issuer: String,
+    /// `aud` of the access tokens.
+    pub audience: String,
+    /// The key access tokens are signed with.
+    pub signing: SigningKey,
+    /// Lifetime of an access token.
+    pub access_token_ttl: Duration,
+    /// Lifetime of a refresh token from its issue (each refresh starts a new one).
+    pub refresh_token_ttl: Duration,
+    /// Oldest sessions are revoked beyond this many per subject; `None` = no cap.
+    pub max_sessions_per_subject: Option<u32>,
+    /// A spent refresh token presented again within this time of its rotation
+    /// is refused without revoking the session (racing browser tabs); 0 = never.
+    pub reuse_grace: Duration,
+    /// Path prefix of the endpoints on the proxy listener (`/.tokengate`).
+    pub path_prefix: String,
+    /// The control listener the app opens sessions on.
+    pub control: ControlConfig,
+}
+
+impl SessionsConfig {
+    /// Everything that identifies this setup, key material as a digest: a
+    /// reload must not change it under a running session service.
+    pub fn fingerprint(&self) -> String {
+        let key = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, self.signing.key.as_bytes());
+        format!(
+            "{:?}|{}|{}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{}|{}",
+            key.as_ref(),
+            self.signing.kid,
+            self.issuer,
+            self.audience,
+            self.signing.algorithm,
+            self.access_token_ttl,
+            self.refresh_token_ttl,
+            self.max_sessions_per_subject,
+            self.reuse_grace,
+            self.path_prefix,
+            self.control.listen,
+            self.control.secret.is_some(),
+        )
+    }
+}
+
+/// The session signing key.
+#[derive(Clone)]
+pub struct SigningKey {
+    /// `kid` in every access token header (default: the RFC 7638 thumbprint).
+    pub kid: String,
+    /// Signature algorithm.
+    pub algorithm: Algorithm,
+    /// Private key or HMAC secret.
+    pub key: EncodingKey,
+    /// The public JWK published at `{path_prefix}/jwks.json`; `None` for HMAC.
+    pub public_jwk: Option<jsonwebtoken::jwk::Jwk>,
+    /// The verification key the proxy checks its own tokens with.
+    pub verify: DecodingKey,
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Key material never reaches a log line.
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where the app reaches the session control API.
+#[derive(Clone)]
+pub struct ControlConfig {
+    /// Listen address (loopback by default: the app shares the pod's network).
+    pub listen: SocketAddr,
+    /// Shared secret callers present as `Authorization: Bearer ...`; when
+    /// `None`, only loopback callers are served.
+    pub secret: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for ControlConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ControlConfig")
+            .field("listen", &self.listen)
+            .field("secret", &self.secret.as_ref().map(|_| "<set>"))
+            .finish()
+    }
+}
+
+/// Policy once the revocation mirror is stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnStale {
+    /// Keep serving from the last known state.
+    FailOpen,
+    /// Answer 503 until the mirror is current again.
+    FailClosed,
+}

@@ -1,0 +1,225 @@
+//! The one way tokengate talks to Redis: an endpoint (URL, password, TLS by
+//! `rediss://`, connect and command timeouts) that connects under those
+//! timeouts, and a cached command connection that is dropped after a broken
+//! exchange. The revocation sync and the session store both use it; neither
+//! knows how a connection is made.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use redis::aio::{MultiplexedConnection, PubSub};
+use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo};
+
+/// Where Redis is and how patiently to talk to it. Cheap to clone; connects
+/// lazily, so building one never touches the network.
+#[derive(Clone)]
+pub struct Endpoint {
+    client: Client,
+    display_url: String,
+    /// Time allowed to open a connection.
+    pub connect_timeout: Duration,
+    /// Time allowed for any one command; a hung Redis is detected by this.
+    pub command_timeout: Duration,
+}
+
+/// Why a URL names no usable Redis.
+#[derive(Debug, thiserror::Error)]
+pub enum UrlError {
+    /// Neither `redis://` nor `rediss://`.
+    #[error("must start with redis:// or rediss:// (TLS)")]
+    Scheme,
+    /// The client library refused it.
+    #[error("not a Redis URL: {0}")]
+    Invalid(#[source] redis::RedisError),
+}
+
+/// Why a Redis exchange failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisError {
+    /// A command or connection failed.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// Redis did not answer within the timeout.
+    #[error("redis did not answer within {0:?}")]
+    Timeout(Duration),
+    /// A subscription stream ended (its connection closed).
+    #[error("subscription closed")]
+    Closed,
+}
+
+impl Endpoint {
+    /// An endpoint for `url`, with the default timeouts (connect 2 s, command 1 s).
+    pub fn parse(url: &str) -> Result<Endpoint, UrlError> {
+        if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+            return Err(UrlError::Scheme);
+        }
+        let info = url.into_connection_info().map_err(UrlError::Invalid)?;
+        Ok(Endpoint {
+            client: Client::open(info).map_err(UrlError::Invalid)?,
+            display_url: redact_url(url),
+            connect_timeout: Duration::from_secs(2),
+            command_timeout: Duration::from_secs(1),
+        })
+    }
+
+    /// The same endpoint with `password` (from a file or the environment)
+    /// in place of any password in the URL.
+    pub fn with_password(self, password: String) -> Result<Endpoint, UrlError> {
+        let info = self.client.get_connection_info().clone();
+        let settings = info.redis_settings().clone().set_password(password);
+        Ok(Endpoint {
+            client: Client::open(info.set_redis_settings(settings)).map_err(UrlError::Invalid)?,
+            ..self
+        })
+    }
+
+    /// The URL without its password, for logs.
+    pub fn display_url(&self) -> &str {
+        &self.display_url
+    }
+
+    /// A command connection with the configured connect and command timeouts.
+    pub async fn connect(&self) -> Result<MultiplexedConnection, RedisError> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(Some(self.command_timeout));
+        within(
+            self.connect_timeout + self.command_timeout,
+            self.client.get_multiplexed_async_connection_with_config(&config),
+        )
+        .await
+    }
+
+    /// A pub/sub connection subscribed to `channel`.
+    pub async fn subscribe(&self, channel: &str) -> Result<PubSub, RedisError> {
+        let mut pubsub = within(
+            self.connect_timeout + self.command_timeout,
+            self.client.get_async_pubsub(),
+        )
+        .await?;
+        within(self.command_timeout, pubsub.subscribe(channel)).await?;
+        Ok(pubsub)
+    }
+
+    /// Runs one command future under the command timeout.
+    pub async fn command<T>(&self, fut: impl Future<Output = redis::RedisResult<T>>) -> Result<T, RedisError> {
+        within(self.command_timeout, fut).await
+    }
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("url", &self.display_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Awaits `fut` for at most `limit`.
+pub async fn within<T, E>(limit: Duration, fut: impl Future<Output = Result<T, E>>) -> Result<T, RedisError>
+where
+    RedisError: From<E>,
+{
+    match tokio::time::timeout(limit, fut).await {
+        Ok(r) => r.map_err(RedisError::from),
+        Err(_) => Err(RedisError::Timeout(limit)),
+    }
+}
+
+/// One command connection shared by concurrent callers (it multiplexes), opened
+/// on first use and opened afresh after an exchange broke it.
+pub struct SharedConnection {
+    endpoint: Endpoint,
+    conn: ArcSwapOption<MultiplexedConnection>,
+}
+
+impl SharedConnection {
+    /// Nothing is connected until the first [`SharedConnection::get`].
+    pub fn new(endpoint: Endpoint) -> SharedConnection {
+        SharedConnection {
+            endpoint,
+            conn: ArcSwapOption::empty(),
+        }
+    }
+
+    /// The cached connection, or a new one.
+    pub async fn get(&self) -> Result<MultiplexedConnection, RedisError> {
+        if let Some(c) = self.conn.load_full() {
+            return Ok(MultiplexedConnection::clone(&c));
+        }
+        let c = self.endpoint.connect().await?;
+        self.conn.store(Some(Arc::new(c.clone())));
+        Ok(c)
+    }
+
+    /// Notes a failed exchange: after a broken socket or a timeout, the next
+    /// [`SharedConnection::get`] connects afresh instead of reusing it.
+    pub fn failed(&self, e: &redis::RedisError) {
+        if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_unrecoverable_error() {
+            self.conn.store(None);
+        }
+    }
+}
+
+/// The URL with any password replaced, for logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert!(matches!(Endpoint::parse("http://x"), Err(UrlError::Scheme)));
+        assert!(matches!(
+            Endpoint::parse("redis://h:notaport"),
+            Err(UrlError::Invalid(_))
+        ));
+        let e = Endpoint::parse("redis://u:secret@h:6380/2").unwrap();
+        assert_eq!(e.display_url(), "redis://u:***@h:6380/2");
+        assert!(!format!("{e:?}").contains("secret"));
+        assert_eq!(redact_url("rediss://h:6379"), "rediss://h:6379");
+        assert_eq!(redact_url("redis://:pw@h"), "redis://:***@h");
+    }
+
+    #[tokio::test]
+    async fn a_silent_server_is_a_timeout_not_a_hang() {
+        // Accepts, never answers: what a SIGSTOPped Redis looks like.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _hold = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                held.push(s);
+            }
+        });
+        let short = Duration::from_millis(200);
+        let mut e = Endpoint::parse(&format!("redis://{addr}")).unwrap();
+        e.connect_timeout = short;
+        e.command_timeout = short;
+        let shared = SharedConnection::new(e.clone());
+        let started = std::time::Instant::now();
+        // Depending on the handshake, either the connect or the first command
+        // must give up; neither may wait for ever.
+        let err = match shared.get().await {
+            Err(err) => err,
+            Ok(mut conn) => match e.command(redis::cmd("PING").query_async::<String>(&mut conn)).await {
+                Ok(pong) => panic!("an answer from a server that never answers: {pong}"),
+                Err(err) => err,
+            },
+        };
+        assert!(started.elapsed() < Duration::from_secs(10), "{err}");
+    }
+}
