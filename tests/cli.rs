@@ -509,3 +509,37 @@ fn parse_errors_name_the_file_the_field_and_the_expected_type() {
     );
     assert!(!err.contains("line 5"), "not pointed at an unrelated line: {err}");
 }
+
+#[test]
+fn every_shape_error_is_reported_not_only_the_first() {
+    let dir = temp_dir("shape-errors");
+    let file = dir.join("c.yaml");
+    let yaml = "upstream: { url: \"http://127.0.0.1:1\", connect_timeout: [2s] }\nauth:\n  issuers:\n    - issuer: t\n      keys: [{ algorithm: HS256, secret_env: X }]\nlimits: { max_connections: many }\nroutes:\n  - prefix: /\n    public: \"yes please\"\n";
+    std::fs::write(&file, yaml).unwrap();
+    let out = check_config(&file);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(err.contains("3 shape errors"), "{err}");
+    for (field, form, at) in [
+        ("upstream.connect_timeout", "expected one value", ":1:"),
+        ("limits.max_connections", "expected a whole number", ":6:"),
+        ("routes[0].public", "expected true or false", ":9:"),
+    ] {
+        assert!(err.contains(&format!("at `{field}`: {form}")), "{field}: {err}");
+        assert!(err.contains(&format!("{}{at}", file.display())), "{field}: {err}");
+    }
+}
+
+#[test]
+fn a_missing_config_file_is_shown_where_it_was_looked_for() {
+    let dir = temp_dir("missing-config");
+    let out = Command::new(BIN)
+        .args(["check-config", "no-such.yaml"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0));
+    let expected = std::fs::canonicalize(&dir).unwrap().join("no-such.yaml");
+    assert!(err.contains(&expected.display().to_string()), "{err}");
+}

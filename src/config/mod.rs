@@ -1,4 +1,4 @@
-//! Configuration: the YAML shape of design.md, parsed into raw types that
+//! Configuration: the YAML shape (`config/tokengate.yaml` documents it), parsed into raw types that
 //! reject unknown fields, then validated into the typed [`Config`] that the
 //! rest of the crate reads. Validation collects every problem with its field
 //! path and line; it reads the files the config names (keys, certificates) and
@@ -7,6 +7,7 @@
 mod duration;
 mod policy;
 mod raw;
+mod read;
 mod serving;
 mod state;
 mod validate;
@@ -106,7 +107,7 @@ impl fmt::Display for Problem {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file itself could not be read.
-    #[error("cannot read config {path}: {source}")]
+    #[error("cannot read config {}: {source}", path.display())]
     Read {
         /// The config path.
         path: PathBuf,
@@ -118,7 +119,8 @@ pub enum ConfigError {
     Parse {
         /// Where the text came from.
         origin: String,
-        /// The parser's message, with line, column and a snippet.
+        /// Every shape error found (or the one syntax error), each with its
+        /// field path, the expected form, line, column and a snippet.
         message: String,
     },
     /// Well-formed YAML with invalid values: every problem found.
@@ -182,7 +184,9 @@ impl Config {
 
     fn load_with(path: &Path, env: Env) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
+            // Where it was looked for: a relative path means little in a
+            // container or a unit file whose working directory is unknown.
+            path: std::path::absolute(path).unwrap_or_else(|_| path.to_owned()),
             source,
         })?;
         let dir = path.parent().unwrap_or(Path::new("."));
@@ -207,38 +211,16 @@ impl Config {
     }
 
     fn parse(text: &str, files: FileBase<'_>, origin: &str, env: Env) -> Result<Config, ConfigError> {
-        // The field path of a shape error (`upstream.connect_timeout`), which
-        // the parser's own message ("expected string scalar") lacks.
-        let mut at = String::new();
-        let parsed = serde_saphyr::with_deserializer_from_str(text, |de| {
-            serde_path_to_error::deserialize::<_, raw::RawConfig>(de).map_err(|e| {
-                at = e.path().to_string();
-                e.into_inner()
-            })
-        });
-        let raw = parsed.map_err(|e| {
-            // `Spanned` values add a `.value` step the operator never wrote.
-            let path = at.strip_suffix(".value").unwrap_or(&at);
-            let plain = e.render_with_options(serde_saphyr::render_options! {
-                source_name: Some(origin),
-                snippets: serde_saphyr::SnippetMode::Off,
-            });
-            let message = if path.is_empty() || path == "." {
-                if let Some(field) = plain.split("missing field `").nth(1).and_then(|r| r.split('`').next()) {
-                    // The parser points at wherever it noticed, usually an
-                    // unrelated line; the field belongs to the top level.
-                    format!("the top level is missing the required field `{field}`")
-                } else {
-                    e.render_with_options(serde_saphyr::render_options! { source_name: Some(origin) })
-                }
-            } else {
-                let snippet = e.render_with_options(serde_saphyr::render_options! { source_name: Some(origin) });
-                format!("at `{path}`: {snippet}")
-            };
-            ConfigError::Parse {
-                origin: origin.to_owned(),
-                message,
-            }
+        let raw = read::read(text, origin).map_err(|messages| ConfigError::Parse {
+            origin: origin.to_owned(),
+            message: match messages.as_slice() {
+                [one] => one.clone(),
+                many => format!(
+                    "{} shape errors:\n{}",
+                    many.len(),
+                    many.iter().map(|m| format!("- {m}")).collect::<Vec<_>>().join("\n")
+                ),
+            },
         })?;
         validate::validate(raw, files, env)
             .map_err(|problems| ConfigError::Invalid {

@@ -2,15 +2,16 @@
 //! authenticate -> revocation -> authorize -> prepare headers -> forward ->
 //! record. One hand-written hyper `Service`.
 
+mod decide;
 pub mod forward;
 pub mod headers;
 pub mod metrics;
 pub mod request;
 pub mod request_id;
 pub mod respond;
+mod snapshot;
 pub mod tunnel;
 
-use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -19,7 +20,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::uri::{PathAndQuery, Uri};
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
@@ -27,21 +27,18 @@ use hyper::body::Incoming;
 use arc_swap::ArcSwap;
 use prometheus::Registry;
 
-use self::forward::Upstream;
 use self::metrics::RequestMetrics;
 use self::respond::{Rejection, respond};
+use crate::auth::Claims;
 use crate::auth::VerifyMetrics;
-use crate::auth::{Authenticator, Claims, authorize, has_query_param, remove_query_param};
-use crate::clock::unix_ms;
-use crate::config::{Access, AuthConfig, CaseAmbiguousPaths, HttpRules, IdentityHeaders, PathParameters, TokenSource};
-use crate::jwks::KeyStore;
 use crate::metrics::Reason;
-use crate::path;
 use crate::revocation::Revocations;
-use crate::route::RoutePolicy;
 use crate::server::Lease;
 use crate::session::http::Endpoint;
 use crate::session::{self, Sessions};
+
+pub use self::decide::Decision;
+pub use self::snapshot::Snapshot;
 
 /// Response body: the app's streamed body, or a small body of our own.
 pub type ProxyBody = Either<Incoming, Full<Bytes>>;
@@ -54,99 +51,6 @@ pub struct Proxy {
     requests: RequestMetrics,
     verify: VerifyMetrics,
     sessions: Option<Arc<Sessions>>,
-}
-
-/// Everything a reload can change, built whole and swapped whole: a request
-/// sees one configuration from start to end.
-pub struct Snapshot {
-    policy: RoutePolicy,
-    auth: Authenticator,
-    identity: IdentityHeaders,
-    /// Query parameters that may carry a token, removed before forwarding.
-    token_query_params: Vec<String>,
-    upstream: Arc<Upstream>,
-    realm: String,
-    http: HttpRules,
-    /// Lower-case names the proxy owns whatever `http` says: the fixed ones,
-    /// the identity headers and the token source headers.
-    owned_base: Vec<String>,
-    /// One log line per forwarded request too (`access_log`), not only per
-    /// rejection.
-    access_log: bool,
-    /// A tunnel with no byte moving for this long is closed.
-    tunnel_idle_timeout: std::time::Duration,
-    /// `owned_base` plus the stripped headers: no client header may spell
-    /// one of these with other punctuation.
-    owned: Vec<String>,
-}
-
-impl Snapshot {
-    /// Assembles the reloadable request path from validated parts; issuers
-    /// with a JWKS URL read their keys from `stores`.
-    pub fn new(
-        policy: RoutePolicy,
-        auth: &AuthConfig,
-        stores: &[Arc<KeyStore>],
-        max_token_bytes: usize,
-        upstream: Arc<Upstream>,
-    ) -> Self {
-        let token_query_params = auth
-            .sources
-            .iter()
-            .filter_map(|s| match s {
-                TokenSource::Query(name) => Some(name.clone()),
-                _ => None,
-            })
-            .collect();
-        let owned_base: Vec<String> = headers::OWNED
-            .iter()
-            .map(|n| (*n).to_owned())
-            .chain(auth.identity.names().map(|n| n.as_str().to_owned()))
-            .chain(auth.sources.iter().filter_map(|s| match s {
-                TokenSource::Header(name) => Some(name.as_str().to_owned()),
-                _ => None,
-            }))
-            .collect();
-        Snapshot {
-            policy,
-            auth: Authenticator::new(auth, stores, max_token_bytes),
-            identity: auth.identity.clone(),
-            token_query_params,
-            upstream,
-            realm: auth.realm.clone(),
-            http: HttpRules::default(),
-            tunnel_idle_timeout: crate::config::DEFAULT_TUNNEL_IDLE_TIMEOUT,
-            access_log: false,
-            owned: owned_base.clone(),
-            owned_base,
-        }
-        .with_http(HttpRules::default())
-    }
-
-    /// Logs every request, not only rejections (`access_log: true`).
-    pub fn with_access_log(mut self, on: bool) -> Self {
-        self.access_log = on;
-        self
-    }
-
-    /// Closes tunnels idle for `timeout` (`limits.tunnel_idle_timeout`).
-    pub fn with_tunnel_idle_timeout(mut self, timeout: std::time::Duration) -> Self {
-        self.tunnel_idle_timeout = timeout;
-        self
-    }
-
-    /// Applies the `http:` rules (the defaults otherwise).
-    pub fn with_http(mut self, http: HttpRules) -> Self {
-        self.owned = self.owned_base.clone();
-        self.owned.extend(http.strip.iter().map(|n| n.as_str().to_owned()));
-        self.http = http;
-        self
-    }
-
-    /// The upstream client, reused by a reload that keeps the upstream.
-    pub fn upstream(&self) -> &Arc<Upstream> {
-        &self.upstream
-    }
 }
 
 impl Proxy {
@@ -319,48 +223,6 @@ impl Proxy {
         })
     }
 
-    /// The whole decision for one request, without I/O beyond a JWKS
-    /// refetch for an unknown kid: framing checks, the path's normal form,
-    /// the route (a session endpoint is a kind of route), case ambiguity,
-    /// then token, revocation and requirements, and which protocol switch
-    /// the route allows. The proxy acts on it; tests call it without sockets.
-    pub async fn decide<B>(&self, snapshot: &Snapshot, req: &Request<B>) -> Result<Decision, Rejection> {
-        request::check(req)?;
-        let mut normalised: Option<String> = match path::normalise(req.uri().path())? {
-            Cow::Borrowed(_) => None,
-            Cow::Owned(p) => Some(p),
-        };
-        let strip = snapshot.http.path_parameters == PathParameters::Strip;
-        if let Cow::Owned(p) = path::parameters(normalised.as_deref().unwrap_or(req.uri().path()), strip)? {
-            normalised = Some(p);
-        }
-        let path = normalised.as_deref().unwrap_or(req.uri().path());
-        if let Some(sessions) = &self.sessions
-            && let Some(endpoint) = sessions.endpoint(path)
-        {
-            return Ok(Decision::Session(endpoint));
-        }
-        let rule = snapshot.policy.rule(req.method(), path);
-        if snapshot.http.case_ambiguous_paths == CaseAmbiguousPaths::Reject
-            && snapshot.policy.case_ambiguous(req.method(), path, rule)
-        {
-            return Err(Rejection::BadPath(path::PathError::CaseAmbiguous));
-        }
-        let claims = self
-            .judge(snapshot, &rule.access, req.headers(), req.uri().query())
-            .await?;
-        // Only after the full decision, and only to a protocol this route
-        // allows; any other `Upgrade` is dropped with the hop-by-hop headers.
-        let upgrade = headers::requested_upgrade(req)
-            .filter(|p| rule.allows_upgrade(p))
-            .map(str::to_owned);
-        Ok(Decision::Forward {
-            normalised,
-            claims,
-            upgrade,
-        })
-    }
-
     /// Answers a session endpoint (refresh, logout, JWKS).
     async fn session_endpoint(&self, snapshot: &Snapshot, endpoint: Endpoint, req: Request<Incoming>) -> Served {
         let response = match &self.sessions {
@@ -382,113 +244,6 @@ impl Proxy {
             upstream: None,
         }
     }
-
-    /// The decision for a request whose path is already normalised: which
-    /// route rule applies, then (unless public) extract and verify the token,
-    /// check the revocation mirror and the route's requirements. Returns the
-    /// claims, or `None` on a public route. No I/O except a JWKS refetch for
-    /// an unknown kid; `benches/decision.rs` measures it alone.
-    pub async fn admit(
-        &self,
-        snapshot: &Snapshot,
-        method: &http::Method,
-        path: &str,
-        headers: &http::HeaderMap,
-        query: Option<&str>,
-    ) -> Result<Option<Arc<Claims>>, Rejection> {
-        self.judge(snapshot, snapshot.policy.access(method, path), headers, query)
-            .await
-    }
-
-    /// The decision once the route rule is known.
-    async fn judge(
-        &self,
-        snapshot: &Snapshot,
-        access: &Access,
-        headers: &http::HeaderMap,
-        query: Option<&str>,
-    ) -> Result<Option<Arc<Claims>>, Rejection> {
-        match access {
-            Access::Public => Ok(None),
-            Access::Token(requirements) => {
-                let claims = self.authenticated(snapshot, headers, query).await?;
-                authorize(requirements, &claims)?;
-                Ok(Some(claims))
-            }
-        }
-    }
-
-    /// The request's verified claims, if the mirror does not revoke them.
-    async fn authenticated(
-        &self,
-        snapshot: &Snapshot,
-        headers: &http::HeaderMap,
-        query: Option<&str>,
-    ) -> Result<Arc<Claims>, Rejection> {
-        let claims = snapshot.auth.authenticate(headers, query, &self.verify).await?;
-        self.revocations.check(claims.token_ref(), unix_ms())?;
-        Ok(claims)
-    }
-
-    /// The request's verified, unrevoked claims, for the logout endpoints.
-    async fn caller(&self, snapshot: &Snapshot, req: &Request<Incoming>) -> Result<Arc<Claims>, String> {
-        self.authenticated(snapshot, req.headers(), req.uri().query())
-            .await
-            .map_err(|e| e.to_string())
-    }
-}
-
-impl Snapshot {
-    /// The upstream URI in origin form (HTTP/1.1 to the app): the normalised
-    /// path and the query without any token parameter.
-    fn upstream_uri(&self, original: &Uri, normalised: Option<String>) -> Result<Uri, Rejection> {
-        let query = original.query();
-        let stripped_query: Option<Option<String>> = match query {
-            // In any spelling the app decodes to the parameter's name
-            // (`access%5Ftoken`, `Access.Token`).
-            Some(q) if self.token_query_params.iter().any(|p| has_query_param(q, p)) => Some(
-                self.token_query_params
-                    .iter()
-                    .try_fold(q.to_owned(), |acc, p| remove_query_param(&acc, p)),
-            ),
-            _ => None,
-        };
-        let path_and_query = match (normalised, stripped_query) {
-            (None, None) => original
-                .path_and_query()
-                .cloned()
-                .unwrap_or_else(|| PathAndQuery::from_static("/")),
-            (normalised, stripped) => {
-                let path = normalised.as_deref().unwrap_or(original.path());
-                let query = match &stripped {
-                    Some(q) => q.as_deref(),
-                    None => query,
-                };
-                let text = match query {
-                    Some(q) => format!("{path}?{q}"),
-                    None => path.to_owned(),
-                };
-                PathAndQuery::try_from(text).map_err(|_| Rejection::BadPath(path::PathError::BadPercentEncoding))?
-            }
-        };
-        Ok(Uri::from(path_and_query))
-    }
-}
-
-/// What the policy decided for one request.
-#[derive(Debug)]
-pub enum Decision {
-    /// Forward to the app.
-    Forward {
-        /// The path the app receives, when it differs from the one sent.
-        normalised: Option<String>,
-        /// The verified claims; `None` on a public route.
-        claims: Option<Arc<Claims>>,
-        /// The protocol the client may switch to (`Upgrade`), if the route allows it.
-        upgrade: Option<String>,
-    },
-    /// A session endpoint answers it (refresh, logout, JWKS).
-    Session(Endpoint),
 }
 
 /// A request the proxy answered without a rejection.
