@@ -116,6 +116,12 @@ http {{ access_log off; keepalive_requests 1000000;
                 subprocess.run(["callgrind_control", "-i", "off", str(vg.pid)], capture_output=True, check=True)
                 dumps = sorted(set(os.listdir(tmp)) - before)
                 text = "".join(open(os.path.join(tmp, d)).read() for d in dumps if d.startswith("cg."))
+                if os.environ.get("KEEP_DUMPS"):
+                    # For callgrind_annotate: where the instructions went.
+                    os.makedirs(os.environ["KEEP_DUMPS"], exist_ok=True)
+                    for i, d in enumerate(d for d in dumps if d.startswith("cg.")):
+                        slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+                        shutil.copy(os.path.join(tmp, d), os.path.join(os.environ["KEEP_DUMPS"], f"{slug}.{i}.out"))
                 m = re.search(r"^(?:summary|totals): (\d+)", text, re.M)
                 if not m:
                     raise SystemExit(f"{name}: no totals in the callgrind dump")

@@ -42,6 +42,7 @@ async fn main() {
             proxy: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
             admin: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
             control: None,
+            decision: None,
         };
         first_addr.get_or_insert(listeners.proxy.local_addr().unwrap());
         let readiness = app.readiness();

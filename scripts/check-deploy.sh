@@ -16,6 +16,7 @@ command -v kubectl >/dev/null 2>&1 || need+=(kubectl)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 command -v yamllint >/dev/null 2>&1 || need+=(yamllint)
+{ command -v nginx || [ -x /usr/sbin/nginx ]; } >/dev/null 2>&1 || need+=(nginx-light)
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 bash scripts/apt-install.sh "${need[@]}"
@@ -45,7 +46,7 @@ echo "== yamllint"
 yamllint --strict -c .yamllint.yaml deploy config
 
 echo "== kubectl kustomize (every kustomization renders)"
-for k in base classic monitoring; do
+for k in base classic monitoring decision; do
   kubectl kustomize "deploy/kubernetes/$k" >"$rendered/$k.yaml"
   echo "ok   deploy/kubernetes/$k: $(grep -c '^kind:' "$rendered/$k.yaml") objects"
 done
@@ -59,9 +60,14 @@ validate 1.29.0 "$rendered/base.yaml"
 validate "$newest" "$rendered/base.yaml"
 validate 1.25.0 "$rendered/classic.yaml"
 validate "$newest" "$rendered/classic.yaml"
+validate "$newest" "$rendered/decision.yaml"
+# The ingress examples' core objects (Ingress, ConfigMap); their custom
+# resources are checked below.
+"$py" scripts/deploy-check/core-objects.py deploy/ingress/kubernetes/*.yaml >"$rendered/ingress-core.yaml"
+validate "$newest" "$rendered/ingress-core.yaml"
 
-echo "== Prometheus Operator schemas (kubernetes-models, tsc for unknown fields)"
-node "$node_dir/crds.mjs" "$rendered/monitoring.yaml"
+echo "== custom resources: Prometheus Operator, Traefik, Istio (kubernetes-models, tsc for unknown fields)"
+node "$node_dir/crds.mjs" "$rendered/monitoring.yaml" deploy/ingress/kubernetes/*.yaml
 
 echo "== promtool: alert rules check and unit tests"
 "$py" - "$rendered/monitoring.yaml" "$rendered/rules.yaml" <<'EOF'
@@ -97,6 +103,8 @@ promtool check rules "$rendered/dashboard-rules.yaml"
 echo "== docker-compose config"
 (cd deploy/compose && docker-compose config -q && docker-compose config) >"$rendered/compose.yaml"
 echo "ok   deploy/compose/docker-compose.yaml"
+(cd deploy/ingress/compose && docker-compose config -q)
+echo "ok   deploy/ingress/compose/docker-compose.yaml"
 
 echo "== tokengate check-config on the deployed configs"
 tokengate=(cargo run --locked --quiet --)
@@ -107,10 +115,27 @@ trap 'rm -rf "$compose_copy"' EXIT
 cp -r deploy/compose/. "$compose_copy/"
 openssl rand -hex 32 >"$compose_copy/secrets/hs256.key"
 "${tokengate[@]}" check-config "$compose_copy/tokengate.yaml"
+"${tokengate[@]}" check-config deploy/kubernetes/decision/tokengate.yaml
+mkdir -p "$compose_copy/ingress"
+cp -r deploy/ingress/compose/. "$compose_copy/ingress/"
+openssl rand -hex 32 >"$compose_copy/ingress/secrets/hs256.key"
+openssl rand -hex 32 >"$compose_copy/ingress/secrets/decision-secret"
+"${tokengate[@]}" check-config "$compose_copy/ingress/tokengate.yaml"
+
+echo "== nginx -t on the decision-mode compose example"
+# The compose service names resolve only inside compose: loopback stands in.
+mkdir -p "$compose_copy/nginx/logs"
+sed -e 's#http://app:#http://127.0.0.1:#; s#http://tokengate:#http://127.0.0.1:#' \
+  -e "s#pid /tmp/nginx.pid#pid $compose_copy/nginx/nginx.pid#" \
+  deploy/ingress/compose/nginx.conf >"$compose_copy/nginx/nginx.conf"
+nginx=$(command -v nginx || echo /usr/sbin/nginx)
+"$nginx" -t -q -p "$compose_copy/nginx" -c "$compose_copy/nginx/nginx.conf" -e "$compose_copy/nginx/logs/error.log"
+echo "ok   deploy/ingress/compose/nginx.conf"
 
 echo "== cross-checks (scripts/deploy-check/semantics.py)"
 "$py" scripts/deploy-check/semantics.py kubernetes native "$rendered/base.yaml" "$rendered/monitoring.yaml"
 "$py" scripts/deploy-check/semantics.py kubernetes classic "$rendered/classic.yaml" "$rendered/monitoring.yaml"
 "$py" scripts/deploy-check/semantics.py compose "$rendered/compose.yaml" deploy/compose/tokengate.yaml deploy/compose/prometheus.yml
+"$py" scripts/deploy-check/decision.py "$rendered/decision.yaml" deploy/ingress deploy/ingress/compose
 
 echo "deploy/: every check passed"

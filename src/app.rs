@@ -11,6 +11,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::admin::AdminService;
 use crate::config::{Config, Limits, ShutdownConfig};
+use crate::decision::Decider;
 use crate::jwks::{JwksMetrics, KeyStores};
 use crate::metrics::Metrics;
 use crate::proxy::Proxy;
@@ -29,6 +30,8 @@ pub struct Listeners {
     pub admin: TcpListener,
     /// The session control port, when `sessions` is configured.
     pub control: Option<TcpListener>,
+    /// The decision port for ingresses and meshes, when `decision` is configured.
+    pub decision: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -38,10 +41,15 @@ impl Listeners {
             Some(s) => Some(bind(s.control.listen).await?),
             None => None,
         };
+        let decision = match &config.decision {
+            Some(d) => Some(bind(d.listen).await?),
+            None => None,
+        };
         Ok(Listeners {
             proxy: bind(config.listen).await?,
             admin: bind(config.admin.listen).await?,
             control,
+            decision,
         })
     }
 }
@@ -86,6 +94,8 @@ pub struct App {
     connections: IntGauge,
     readiness: Readiness,
     sessions: Option<Arc<Sessions>>,
+    decider: Option<Arc<Decider>>,
+    decision_tls: Option<TlsAcceptor>,
     tls: Option<TlsAcceptor>,
     limits: Limits,
     shutdown: ShutdownConfig,
@@ -99,6 +109,12 @@ impl App {
         let metrics = Arc::new(Metrics::new()?);
         let connections = crate::server::connections_gauge(metrics.registry())?;
         let tls = config.tls.as_ref().map(crate::tls::acceptor).transpose()?;
+        let decision_tls = config
+            .decision
+            .as_ref()
+            .and_then(|d| d.tls.as_ref())
+            .map(crate::tls::acceptor)
+            .transpose()?;
         let readiness = Readiness::new();
         let revocations = Revocations::new(&config.revocation, config.auth.leeway)?;
         revocations.register(metrics.registry())?;
@@ -125,6 +141,10 @@ impl App {
             proxy = proxy.with_sessions(s.clone());
         }
         let proxy = Arc::new(proxy);
+        let decider = match &config.decision {
+            Some(d) => Some(Decider::new(proxy.clone(), d, metrics.registry())?),
+            None => None,
+        };
         let source = match &config.path {
             Some(path) => ConfigSource::File(path.clone()),
             None => ConfigSource::Inline,
@@ -145,6 +165,8 @@ impl App {
             connections,
             readiness,
             sessions,
+            decider,
+            decision_tls,
             tls,
             limits: config.limits,
             shutdown: config.shutdown,
@@ -196,6 +218,8 @@ impl App {
             connections,
             readiness,
             sessions,
+            decider,
+            decision_tls,
             tls,
             limits,
             shutdown: shutdown_config,
@@ -270,6 +294,30 @@ impl App {
             _ => None,
         };
 
+        // The decision listener answers ingresses until the proxy has
+        // drained: their requests in flight still need answers.
+        let decision = match (decider, listeners.decision) {
+            (Some(decider), Some(socket)) => {
+                tracing::info!(decision = %addr(&socket), tls = decision_tls.is_some(), "decision listening");
+                let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+                let task = tokio::spawn(server::serve(
+                    Listener {
+                        socket,
+                        tls: decision_tls,
+                        limits: limits.clone(),
+                        new_service: move |peer, _, _| decider.service(peer),
+                        drain_timeout: shutdown_config.drain_timeout,
+                        connections: None,
+                    },
+                    async {
+                        let _ = stopped.await;
+                    },
+                ));
+                Some((stop, task))
+            }
+            _ => None,
+        };
+
         let draining = readiness.clone();
         let delay = shutdown_config.delay;
         let drained = server::serve(
@@ -292,7 +340,7 @@ impl App {
         tracing::info!(aborted = drained.aborted, "proxy drained");
         let _ = stop_admin.send(());
         let _ = admin.await;
-        if let Some((stop, task)) = control {
+        for (stop, task) in [control, decision].into_iter().flatten() {
             let _ = stop.send(());
             let _ = task.await;
         }

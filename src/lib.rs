@@ -25,7 +25,9 @@
 //! ```
 //!
 //! `session` (optional) issues tokens: its endpoints under `/.tokengate` are
-//! answered by the proxy before routing, its control API on its own listener.
+//! a kind of route the proxy answers itself, its control API on its own listener.
+//! `decision` (optional) answers the same decision to an ingress or a mesh
+//! (nginx, Traefik, Caddy, Envoy over HTTP and gRPC) on its own listener.
 //!
 //! # Module map
 //!
@@ -34,7 +36,7 @@
 //! that imports one of ours):
 //!
 //! ```text
-//! cli -> app -> reload -> proxy -> session -> auth -> revocation -> config -> keys
+//! cli -> app -> decision -> reload -> proxy -> session -> auth -> revocation -> config -> keys
 //!                admin, server, tls, jwks (remote key stores), route, redis_client
 //! ```
 //!
@@ -50,6 +52,7 @@ pub mod backoff;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod decision;
 pub mod jwks;
 pub mod keys;
 pub mod metrics;

@@ -63,11 +63,13 @@ pub enum Reason {
     /// Answered by the session service itself (refresh, logout, JWKS); its
     /// outcomes are counted by the `tokengate_session_*` families.
     SessionEndpoint,
+    /// 403: decision mode: the caller is not the configured ingress.
+    UntrustedCaller,
 }
 
 impl Reason {
     /// Every reason, for pre-registering label sets.
-    pub const ALL: [Reason; 25] = [
+    pub const ALL: [Reason; 26] = [
         Reason::Authorized,
         Reason::Public,
         Reason::BadPath,
@@ -93,6 +95,7 @@ impl Reason {
         Reason::UpstreamTimeout,
         Reason::UpstreamProtocol,
         Reason::SessionEndpoint,
+        Reason::UntrustedCaller,
     ];
 
     /// The `reason` label value.
@@ -123,6 +126,7 @@ impl Reason {
             Reason::UpstreamTimeout => "upstream_timeout",
             Reason::UpstreamProtocol => "upstream_protocol",
             Reason::SessionEndpoint => "session_endpoint",
+            Reason::UntrustedCaller => "untrusted_caller",
         }
     }
 
@@ -147,7 +151,8 @@ impl Reason {
             | Reason::Revoked
             | Reason::InsufficientScope
             | Reason::ClaimMismatch
-            | Reason::RevocationStale => Outcome::Rejected,
+            | Reason::RevocationStale
+            | Reason::UntrustedCaller => Outcome::Rejected,
             Reason::UpstreamConnect | Reason::UpstreamReset | Reason::UpstreamTimeout | Reason::UpstreamProtocol => {
                 Outcome::UpstreamError
             }

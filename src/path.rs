@@ -49,6 +49,10 @@ pub enum PathError {
     /// A case-insensitive router would serve the path under another rule.
     #[error("path falls under another route rule when case is ignored")]
     CaseAmbiguous,
+    /// Decision mode: the path is not in normal form. The ingress forwards
+    /// it as sent, so the app would not get the spelling that was judged.
+    #[error("path is not in normal form")]
+    NotNormal,
 }
 
 /// True when `path` carries `;` path parameters, raw or percent-encoded.

@@ -236,6 +236,7 @@ async fn the_library_reloads_on_the_trigger_it_is_handed() {
         proxy: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
         admin: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
         control: None,
+        decision: None,
     };
     let proxy = listeners.proxy.local_addr().unwrap();
     let (reload, reloads) = tokio::sync::mpsc::channel(1);

@@ -605,6 +605,7 @@ async fn without_a_secret_only_loopback_peers_are_served(backend: Backend) {
         proxy: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
         admin: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
         control: Some(tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap()),
+        decision: None,
     };
     let port = listeners.control.as_ref().unwrap().local_addr().unwrap().port();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -1,8 +1,7 @@
-// Validates Prometheus Operator objects (PodMonitor, PrometheusRule, ...) in
-// rendered multi-document YAML files, twice:
-//   1. against the operator's published OpenAPI schema, through the
-//      @kubernetes-models/prometheus-operator classes (types, enums, required
-//      fields);
+// Validates custom resources (Prometheus Operator, Traefik, Istio) in
+// multi-document YAML files, twice:
+//   1. against their published OpenAPI schemas, through the
+//      @kubernetes-models classes (types, enums, required fields);
 //   2. for unknown fields, which that schema lets through: every object is
 //      written into a TypeScript file as a literal of the model's interface,
 //      and `tsc --noEmit` refuses any property the interface does not declare
@@ -13,7 +12,14 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
 
-const GROUP = "monitoring.coreos.com/v1";
+// apiVersion -> the package with its models. Core objects (Ingress,
+// ConfigMap, ...) are left to kubernetes-validate.
+const PACKAGES = {
+  "monitoring.coreos.com/v1": "@kubernetes-models/prometheus-operator",
+  "traefik.io/v1alpha1": "@kubernetes-models/traefik",
+  "security.istio.io/v1": "@kubernetes-models/istio",
+};
+const CORE = /^(v1|apps\/v1|networking\.k8s\.io\/v1)$/;
 const here = new URL(".", import.meta.url).pathname;
 let failed = 0;
 const literals = [];
@@ -29,14 +35,16 @@ for (const file of process.argv.slice(2)) {
     const obj = doc.toJS();
     if (!obj) continue;
     const where = `${file}: ${obj.kind}/${obj.metadata?.name}`;
-    if (obj.apiVersion !== GROUP) {
-      console.error(`${where}: not a ${GROUP} object; core objects are checked by kubernetes-validate`);
+    if (CORE.test(obj.apiVersion)) continue;
+    const pkg = PACKAGES[obj.apiVersion];
+    if (!pkg) {
+      console.error(`${where}: no models for ${obj.apiVersion}`);
       failed++;
       continue;
     }
     let Model;
     try {
-      Model = (await import(`@kubernetes-models/prometheus-operator/${GROUP}/${obj.kind}`))[obj.kind];
+      Model = (await import(`${pkg}/${obj.apiVersion}/${obj.kind}`))[obj.kind];
     } catch {
       console.error(`${where}: no schema for kind ${obj.kind}`);
       failed++;
@@ -49,17 +57,16 @@ for (const file of process.argv.slice(2)) {
       console.error(`FAIL ${where}: ${e.message}`);
       failed++;
     }
-    imports.add(obj.kind);
-    literals.push(`// ${where}\nexport const o${literals.length}: I${obj.kind} = ${JSON.stringify(obj, null, 2)};\n`);
+    const alias = `I${obj.kind}_${obj.apiVersion.replace(/[^A-Za-z0-9]/g, "_")}`;
+    imports.add(`import type { I${obj.kind} as ${alias} } from "${pkg}/${obj.apiVersion}/${obj.kind}";`);
+    literals.push(`// ${where}\nexport const o${literals.length}: ${alias} = ${JSON.stringify(obj, null, 2)};\n`);
   }
 }
 
 if (literals.length) {
   // Beside node_modules, so tsc resolves the model packages.
   const source = join(here, "objects.generated.ts");
-  const head = [...imports]
-    .map((k) => `import type { I${k} } from "@kubernetes-models/prometheus-operator/${GROUP}/${k}";`)
-    .join("\n");
+  const head = [...imports].join("\n");
   writeFileSync(source, `${head}\n\n${literals.join("\n")}`);
   try {
     execFileSync(

@@ -60,6 +60,8 @@ pub struct Config {
     pub revocation: RevocationConfig,
     /// Token lifecycle service (sessions, refresh, logout), when enabled.
     pub sessions: Option<SessionsConfig>,
+    /// The auth listener for ingresses and meshes, when enabled.
+    pub decision: Option<DecisionConfig>,
     /// Hot reload: whether and how often the config and key files are watched.
     pub reload: ReloadConfig,
     /// Human-readable origin of this config (a path, or "embedded dev config").

@@ -27,6 +27,25 @@ pub(super) struct RawConfig {
     pub(super) revocation: Option<RawRevocation>,
     pub(super) reload: Option<RawReload>,
     pub(super) sessions: Option<RawSessions>,
+    pub(super) decision: Option<RawDecision>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDecision {
+    pub(super) listen: Option<S<String>>,
+    pub(super) secret_file: Option<S<String>>,
+    pub(super) secret_env: Option<S<String>>,
+    pub(super) cache_max_age: Option<S<String>>,
+    pub(super) tls: Option<RawDecisionTls>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDecisionTls {
+    pub(super) cert_file: S<String>,
+    pub(super) key_file: S<String>,
+    pub(super) client_ca_file: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -37,6 +37,19 @@ pub struct TlsConfig {
     pub certs: Vec<CertificateDer<'static>>,
     /// The private key of the leaf certificate.
     pub key: PrivateKeyDer<'static>,
+    /// CA certificates a client must present a certificate from (mutual
+    /// TLS); `None` asks for no client certificate.
+    pub client_ca: Option<Vec<CertificateDer<'static>>>,
+}
+
+impl Clone for TlsConfig {
+    fn clone(&self) -> Self {
+        TlsConfig {
+            certs: self.certs.clone(),
+            key: self.key.clone_key(),
+            client_ca: self.client_ca.clone(),
+        }
+    }
 }
 
 /// The admin listener.
@@ -174,4 +187,34 @@ pub struct ShutdownConfig {
     pub delay: Duration,
     /// In-flight requests get this long to finish; then connections are cut.
     pub drain_timeout: Duration,
+}
+
+/// Decision mode: the auth listener an ingress or a mesh asks (nginx
+/// `auth_request`, Traefik `forwardAuth`, Caddy `forward_auth`, Envoy
+/// `ext_authz` over HTTP and gRPC).
+#[derive(Clone)]
+pub struct DecisionConfig {
+    /// Listen address (loopback by default).
+    pub listen: SocketAddr,
+    /// Shared secret every caller presents in `X-Tokengate-Secret`; when
+    /// `None`, only loopback callers are served.
+    pub secret: Option<Vec<u8>>,
+    /// How long an ingress may cache an allow (never past the token's
+    /// `exp`); zero, the default, makes every answer `no-store`.
+    pub cache_max_age: Duration,
+    /// TLS for the decision listener; with a client CA, only callers with a
+    /// certificate from it are served (mutual TLS).
+    pub tls: Option<TlsConfig>,
+}
+
+impl fmt::Debug for DecisionConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DecisionConfig")
+            .field("listen", &self.listen)
+            .field("secret", &self.secret.as_ref().map(|_| "<set>"))
+            .field("cache_max_age", &self.cache_max_age)
+            .field("tls", &self.tls.is_some())
+            .field("client_ca", &self.tls.as_ref().is_some_and(|t| t.client_ca.is_some()))
+            .finish()
+    }
 }

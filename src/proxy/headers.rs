@@ -95,6 +95,20 @@ pub fn strip_client_headers(headers: &mut HeaderMap, rule: HeaderNames, owned: &
     }
 }
 
+/// The first header whose name the app could read as a name in `owned`
+/// though it is spelled otherwise: with `strict`, any name beyond letters,
+/// digits and `-`. Decision mode refuses such a request, since the ingress
+/// forwards headers as the client sent them.
+pub fn disguised_header<'a>(headers: &'a HeaderMap, rule: HeaderNames, owned: &[String]) -> Option<&'a HeaderName> {
+    headers.keys().find(|name| {
+        !is_plain_name(name)
+            && match rule {
+                HeaderNames::Strict => true,
+                HeaderNames::Lenient => owned.contains(&folded(name)),
+            }
+    })
+}
+
 /// The protocol an HTTP/1.1 request asks to switch to: its one `Upgrade`
 /// header with one token, and `upgrade` among the `Connection` tokens.
 /// A request offering several protocols gets none (it is forwarded as a

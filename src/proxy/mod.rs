@@ -164,7 +164,9 @@ impl Proxy {
                 claims,
                 upgrade,
             } => (normalised, claims, upgrade),
-            Decision::Session(endpoint) => return Ok(self.session_endpoint(snapshot, endpoint, req).await),
+            // Boxed: the session endpoints' future is several kilobytes, and
+            // inline it would size (and be copied with) every request's.
+            Decision::Session(endpoint) => return Ok(Box::pin(self.session_endpoint(snapshot, endpoint, req)).await),
         };
         let reason = if claims.is_some() {
             Reason::Authorized

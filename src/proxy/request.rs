@@ -28,6 +28,19 @@ pub enum BadRequest {
     /// chunked, so the app would get the other coding's bytes unmarked.
     #[error("transfer coding other than chunked")]
     TransferCoding,
+    /// Decision mode: the ingress did not say which request to judge (its
+    /// method and URI headers are missing or unusable).
+    #[error("the ingress did not name the original request ({0})")]
+    NoOriginalRequest(&'static str),
+    /// Decision mode: a header name the app would read as one tokengate
+    /// owns (`X_Auth_Subject`); the ingress forwards it as sent, so it is
+    /// refused rather than stripped.
+    #[error("a header name that reads as an owned header once folded")]
+    DisguisedHeader,
+    /// Decision mode: a protocol switch the route does not allow; the
+    /// ingress would open the tunnel, so it is refused rather than dropped.
+    #[error("a protocol switch this route does not allow")]
+    UpgradeNotAllowed,
 }
 
 /// Refuses ambiguous framing; `Ok` for every ordinary request.

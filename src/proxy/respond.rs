@@ -36,6 +36,10 @@ pub enum Rejection {
     /// 502/504: the app could not be reached or did not answer.
     #[error("{0}")]
     Upstream(#[from] UpstreamError),
+    /// 403: decision mode: the caller is not the ingress (no or a wrong
+    /// shared secret, or not loopback when none is set).
+    #[error("untrusted caller of the decision listener")]
+    UntrustedCaller,
 }
 
 impl Rejection {
@@ -54,6 +58,7 @@ impl Rejection {
             Rejection::Upstream(UpstreamError::Timeout(_)) => Reason::UpstreamTimeout,
             Rejection::Upstream(UpstreamError::Protocol) => Reason::UpstreamProtocol,
             Rejection::Upstream(UpstreamError::ClientBody(_)) => Reason::ClientBody,
+            Rejection::UntrustedCaller => Reason::UntrustedCaller,
         }
     }
 }
@@ -148,6 +153,12 @@ pub fn respond(rejection: &Rejection, realm: &str) -> Response<Full<Bytes>> {
             Challenge::None,
             "gateway_timeout",
             "upstream timed out",
+        ),
+        Rejection::UntrustedCaller => (
+            S::FORBIDDEN,
+            Challenge::None,
+            "access_denied",
+            "this caller may not ask for decisions",
         ),
     };
     let body = format!(r#"{{"error":"{error}","error_description":"{description}"}}"#);

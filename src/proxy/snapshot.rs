@@ -104,6 +104,23 @@ impl Snapshot {
     pub fn upstream(&self) -> &Arc<Upstream> {
         &self.upstream
     }
+
+    /// The realm of `WWW-Authenticate` challenges.
+    pub fn realm(&self) -> &str {
+        &self.realm
+    }
+
+    /// The identity headers this configuration sets.
+    pub fn identity(&self) -> &IdentityHeaders {
+        &self.identity
+    }
+
+    /// A header in `headers` the app could read as one tokengate owns
+    /// though it is spelled otherwise (`http.header_names` decides how
+    /// strictly); for front doors that cannot strip it.
+    pub fn disguised_header<'a>(&self, headers: &'a http::HeaderMap) -> Option<&'a http::HeaderName> {
+        headers::disguised_header(headers, self.http.header_names, &self.owned)
+    }
 }
 
 impl Snapshot {

@@ -177,6 +177,8 @@ pub struct TestProxy {
     pub admin: SocketAddr,
     /// The session control listener, when the config has `sessions`.
     pub control: Option<SocketAddr>,
+    /// The decision listener, when `decision` is configured.
+    pub decision: Option<SocketAddr>,
     pub upstream: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<Result<(), tokengate::RunError>>>,
@@ -202,14 +204,20 @@ impl TestProxy {
             Some(s) => Some(TcpListener::bind((s.control.listen.ip(), 0)).await.unwrap()),
             None => None,
         };
+        let decision = match &config.decision {
+            Some(d) => Some(TcpListener::bind((d.listen.ip(), 0)).await.unwrap()),
+            None => None,
+        };
         let listeners = Listeners {
             proxy: TcpListener::bind("127.0.0.1:0").await.unwrap(),
             admin: TcpListener::bind("127.0.0.1:0").await.unwrap(),
             control,
+            decision,
         };
         let addr = listeners.proxy.local_addr().unwrap();
         let admin = listeners.admin.local_addr().unwrap();
         let control = listeners.control.as_ref().map(|c| c.local_addr().unwrap());
+        let decision = listeners.decision.as_ref().map(|c| c.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(tokengate::run(config, listeners, async {
             let _ = rx.await;
@@ -218,6 +226,7 @@ impl TestProxy {
             addr,
             admin,
             control,
+            decision,
             upstream,
             shutdown: Some(tx),
             handle: Some(handle),

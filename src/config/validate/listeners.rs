@@ -62,38 +62,56 @@ pub(super) fn upstream(c: &mut Check<'_>, raw: &RawUpstream) -> UpstreamConfig {
 }
 
 pub(super) fn tls(c: &mut Check<'_>, raw: &RawTls) -> Option<TlsConfig> {
-    let cert_pem = c.read("tls.cert_file", &raw.cert_file);
-    let key_pem = c.read("tls.key_file", &raw.key_file);
+    server_tls(c, "tls", &raw.cert_file, &raw.key_file)
+}
+
+/// A certificate chain and its key from PEM files; `at` names the section.
+pub(super) fn server_tls(
+    c: &mut Check<'_>,
+    at: &str,
+    cert_file: &S<String>,
+    key_file: &S<String>,
+) -> Option<TlsConfig> {
+    let cert_at = format!("{at}.cert_file");
+    let key_at = format!("{at}.key_file");
+    let cert_pem = c.read(&cert_at, cert_file);
+    let key_pem = c.read(&key_at, key_file);
     let certs: Vec<CertificateDer<'static>> = match cert_pem {
-        Some(pem) => match CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>() {
-            Ok(certs) if !certs.is_empty() => certs,
-            Ok(_) => {
-                c.problem("tls.cert_file", line(&raw.cert_file), "holds no PEM certificate");
-                return None;
-            }
-            Err(e) => {
-                c.problem(
-                    "tls.cert_file",
-                    line(&raw.cert_file),
-                    format!("not a PEM certificate chain: {e}"),
-                );
-                return None;
-            }
-        },
+        Some(pem) => certificates(c, &cert_at, cert_file, &pem)?,
         None => return None,
     };
     let key = match PrivateKeyDer::from_pem_slice(&key_pem?) {
         Ok(key) => key,
         Err(e) => {
-            c.problem(
-                "tls.key_file",
-                line(&raw.key_file),
-                format!("not a PEM private key: {e}"),
-            );
+            c.problem(&key_at, line(key_file), format!("not a PEM private key: {e}"));
             return None;
         }
     };
-    Some(TlsConfig { certs, key })
+    Some(TlsConfig {
+        certs,
+        key,
+        client_ca: None,
+    })
+}
+
+/// The PEM certificates of `pem`, at least one.
+pub(super) fn certificates(
+    c: &mut Check<'_>,
+    at: &str,
+    file: &S<String>,
+    pem: &[u8],
+) -> Option<Vec<CertificateDer<'static>>> {
+    match CertificateDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>() {
+        Ok(certs) if !certs.is_empty() => Some(certs),
+        Ok(_) => {
+            c.problem(at, line(file), "holds no PEM certificate");
+            None
+        }
+        Err(e) => {
+            c.problem(at, line(file), format!("not a PEM certificate chain: {e}"));
+            None
+        }
+    }
 }
 
 pub(super) fn limits(c: &mut Check<'_>, raw: Option<&RawLimits>) -> Limits {

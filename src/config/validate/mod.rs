@@ -13,6 +13,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use super::raw::*;
 use super::*;
 
+mod decision;
 mod issuers;
 mod listeners;
 mod requests;
@@ -22,6 +23,7 @@ mod secrets;
 mod signing;
 mod sources;
 
+use self::decision::*;
 use self::issuers::*;
 use self::listeners::*;
 use self::revocations::*;
@@ -258,6 +260,9 @@ pub(super) fn validate(raw: RawConfig, files: FileBase<'_>, env: Env) -> Result<
             remote: None,
         });
     }
+    let mut taken = vec![listen, admin.listen];
+    taken.extend(sessions.as_ref().map(|s| s.control.listen));
+    let decision = raw.decision.as_ref().map(|d| decision(&mut c, d, &taken));
     let reload = ReloadConfig {
         watch: raw
             .reload
@@ -287,6 +292,7 @@ pub(super) fn validate(raw: RawConfig, files: FileBase<'_>, env: Env) -> Result<
         routes,
         revocation,
         sessions,
+        decision,
         reload,
         origin: String::new(),
         files: c.read,
