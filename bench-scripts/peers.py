@@ -39,6 +39,17 @@ BASELINE = os.environ.get("BASELINE")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PROXY_CORE, LOAD_CORE = "0", "1"
 ISSUER, AUDIENCE = "https://issuer.bench", "bench-app"
+# The `auth.issuers` of every benchmark config: one key per algorithm,
+# kid = the algorithm, files from make_keys().
+ISSUERS_YAML = f"""  issuers:
+    - issuer: "{ISSUER}"
+      audiences: ["{AUDIENCE}"]
+      keys:
+        - {{ kid: HS256, algorithm: HS256, secret_file: hs.secret }}
+        - {{ kid: RS256, algorithm: RS256, public_key_file: rsa.pub, private_key_file: rsa.key }}
+        - {{ kid: ES256, algorithm: ES256, public_key_file: ec.pub, private_key_file: ec.key }}
+        - {{ kid: EdDSA, algorithm: EdDSA, public_key_file: ed.pub, private_key_file: ed.key }}
+"""
 
 procs = []
 
@@ -167,9 +178,8 @@ def sh(*args, **kw):
     return subprocess.run(args, check=True, capture_output=True, text=True, **kw).stdout
 
 
-def bench(tmp):
-    j = lambda *p: os.path.join(tmp, *p)
-    # Keys: HS256 secret, RSA 2048, P-256, Ed25519.
+def make_keys(j):
+    """An HS256 secret and RSA 2048, P-256 and Ed25519 key pairs, in j()."""
     with open(j("hs.secret"), "w") as f:
         f.write(sh("openssl", "rand", "-hex", "32").strip())
     sh("openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", j("rsa.key"))
@@ -177,6 +187,37 @@ def bench(tmp):
     sh("openssl", "genpkey", "-algorithm", "ed25519", "-out", j("ed.key"))
     for k in ("rsa", "ec", "ed"):
         sh("openssl", "pkey", "-in", j(f"{k}.key"), "-pubout", "-out", j(f"{k}.pub"))
+
+
+def write_wrk_script(path, extra_headers=""):
+    """A wrk script sending GET REQ_PATH with the tokens of TOKENS_FILE in
+    turn as bearer tokens; `extra_headers` are more Lua table entries."""
+    with open(path, "w") as f:
+        f.write("""local tokens = {}
+for line in io.lines(os.getenv("TOKENS_FILE")) do tokens[#tokens + 1] = "Bearer " .. line end
+local path = os.getenv("REQ_PATH") or "/"
+local i = 0
+request = function()
+  i = i % #tokens + 1
+  return wrk.format("GET", path, {["Authorization"] = tokens[i]""" + extra_headers + """})
+end
+""")
+    return path
+
+
+def write_upstream(j, port):
+    """j("upstream.conf"): the app, nginx answering 200 on `port`."""
+    with open(j("upstream.conf"), "w") as f:
+        f.write(f"""worker_processes 1; daemon off; pid {j('upstream.pid')}; error_log stderr error;
+events {{ worker_connections 4096; }}
+http {{ access_log off; keepalive_requests 1000000;
+  server {{ listen 127.0.0.1:{port} reuseport; location / {{ return 200 "ok\\n"; }} }} }}
+""")
+
+
+def bench(tmp):
+    j = lambda *p: os.path.join(tmp, *p)
+    make_keys(j)
 
     upstream_port, nginx_port, haproxy_port, tg_port, tg_admin = (free_port() for _ in range(5))
     nc_port, nc_admin = free_port(), free_port()
@@ -187,15 +228,7 @@ admin: {{ listen: "127.0.0.1:{tg_admin}" }}
 upstream: {{ url: "http://127.0.0.1:{upstream_port}" }}
 reload: {{ watch: false }}
 auth:
-  issuers:
-    - issuer: "{ISSUER}"
-      audiences: ["{AUDIENCE}"]
-      keys:
-        - {{ kid: HS256, algorithm: HS256, secret_file: hs.secret }}
-        - {{ kid: RS256, algorithm: RS256, public_key_file: rsa.pub, private_key_file: rsa.key }}
-        - {{ kid: ES256, algorithm: ES256, public_key_file: ec.pub, private_key_file: ec.key }}
-        - {{ kid: EdDSA, algorithm: EdDSA, public_key_file: ed.pub, private_key_file: ed.key }}
-routes:
+{ISSUERS_YAML}routes:
   - prefix: /public/
     public: true
   - prefix: /
@@ -220,25 +253,10 @@ revocation: {{ backend: memory }}
             f.write(out.splitlines()[0] + "\n")
         tokens[alg] = {"1": j(f"{alg}.one"), str(N_TOKENS): j(f"{alg}.many")}
 
-    script = j("tokens.lua")
-    with open(script, "w") as f:
-        f.write("""local tokens = {}
-for line in io.lines(os.getenv("TOKENS_FILE")) do tokens[#tokens + 1] = "Bearer " .. line end
-local path = os.getenv("REQ_PATH") or "/"
-local i = 0
-request = function()
-  i = i % #tokens + 1
-  return wrk.format("GET", path, {["Authorization"] = tokens[i]})
-end
-""")
+    script = write_wrk_script(j("tokens.lua"))
 
     # The upstream: nginx answering 200 on core 1 (beside wrk).
-    with open(j("upstream.conf"), "w") as f:
-        f.write(f"""worker_processes 1; daemon off; pid {j('upstream.pid')}; error_log stderr error;
-events {{ worker_connections 4096; }}
-http {{ access_log off; keepalive_requests 1000000;
-  server {{ listen 127.0.0.1:{upstream_port} reuseport; location / {{ return 200 "ok\\n"; }} }} }}
-""")
+    write_upstream(j, upstream_port)
     with open(j("nginx.conf"), "w") as f:
         f.write(f"""worker_processes 1; daemon off; pid {j('nginx.pid')}; error_log stderr error;
 events {{ worker_connections 4096; }}

@@ -16,8 +16,11 @@ use support::*;
 
 const SECRET: &str = "decision-secret-0123456789";
 
+/// The base config without its query token source, which decision mode
+/// refuses (the ingress would forward the token in the URL).
 fn config(decision: &str) -> String {
-    format!("{}decision: {decision}\n", base_config())
+    let base = base_config().replace("    - query: access_token\n", "");
+    format!("{base}decision: {decision}\n")
 }
 
 async fn start(decision: &str) -> (TestProxy, SocketAddr) {
@@ -111,7 +114,8 @@ async fn a_revocation_wins_on_the_next_decision() {
     let first = nginx(addr, "GET", "/x", &[("authorization", &bearer)]).await;
     assert_eq!(first.status, 200);
     // Cacheable, but never past the token's exp (300 s) nor the setting.
-    assert_eq!(first.headers["cache-control"], "private, max-age=60");
+    assert_eq!(first.headers["cache-control"], "max-age=60");
+    assert_eq!(first.headers["vary"], "authorization, cookie");
     let body = format!(r#"{{"jti": "dec-carol-1", "exp": {}}}"#, now() + 300);
     let req = Request::post(format!("http://{}/revoke", proxy.admin))
         .body(Full::new(Bytes::from(body)))
@@ -127,7 +131,7 @@ async fn a_revocation_wins_on_the_next_decision() {
     let age: u64 = r.headers["cache-control"]
         .to_str()
         .unwrap()
-        .trim_start_matches("private, max-age=")
+        .trim_start_matches("max-age=")
         .parse()
         .unwrap();
     assert!(age <= 20, "max-age {age} past the token's exp");
@@ -200,6 +204,37 @@ async fn what_the_proxy_would_refuse_is_refused_and_nothing_is_guessed() {
             ],
             400,
         ),
+        // Two protocols offered: the proxy would drop the header; an ingress
+        // might switch to the first.
+        (
+            "two upgrades",
+            &[
+                ("x-original-method", "GET"),
+                ("x-original-uri", "/public/x"),
+                ("upgrade", "websocket, h2c"),
+                ("connection", "upgrade"),
+            ],
+            400,
+        ),
+        // A method override the app could route on.
+        (
+            "method override",
+            &[
+                ("x-original-method", "GET"),
+                ("x-original-uri", "/public/x"),
+                ("x-http-method-override", "DELETE"),
+            ],
+            400,
+        ),
+        // ingress-nginx's URL built from `Host: app#`.
+        (
+            "fragment",
+            &[
+                ("x-original-method", "GET"),
+                ("x-original-url", "http://app.example#/admin/x"),
+            ],
+            400,
+        ),
     ];
     for (name, headers, status) in cases {
         let mut all = headers.to_vec();
@@ -225,7 +260,7 @@ async fn what_the_proxy_would_refuse_is_refused_and_nothing_is_guessed() {
     );
     assert_eq!(
         metric(proxy.admin, &series("bad_request")).await,
-        7.0,
+        10.0,
         "the rest, and the raw one"
     );
     proxy.stop().await;

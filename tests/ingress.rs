@@ -81,9 +81,9 @@ http {{
       proxy_pass http://{decision}/nginx;
       proxy_pass_request_body off;
       proxy_set_header Content-Length "";
-      proxy_set_header X-Original-URI $request_uri;
+      # As ingress-nginx does: the URL built from the client's Host.
+      proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
       proxy_set_header X-Original-Method $request_method;
-      proxy_set_header X-Forwarded-Host $host;
       proxy_set_header X-Tokengate-Secret "{SECRET}";
     }}
   }}
@@ -219,7 +219,9 @@ async fn decision_proxy() -> (TestProxy, SocketAddr) {
     let dir = temp_dir("ingress-secret");
     let file = dir.join("secret");
     std::fs::write(&file, SECRET).unwrap();
-    let yaml = format!("{}decision: {{ secret_file: \"{}\" }}\n", base_config(), file.display());
+    // Without the base config's query source, which decision mode refuses.
+    let base = base_config().replace("    - query: access_token\n", "");
+    let yaml = format!("{base}decision: {{ secret_file: \"{}\" }}\n", file.display());
     let proxy = TestProxy::start_with(&yaml, closed_port().await).await;
     let decision = proxy.decision.unwrap();
     (proxy, decision)
@@ -341,6 +343,33 @@ async fn drive(ingress: &Ingress, app: &RawApp, proxy: &TestProxy) {
     assert!(
         got.is_empty(),
         "{name}: a client-named request reached the app ({status})"
+    );
+
+    // A `#` in Host: ingress-nginx's X-Original-URL would then parse as
+    // `http://app.example/`, and alice (no admin scope) may see `/`.
+    let (status, got) = through(
+        ingress,
+        app,
+        &format!(
+            "GET http://app.example/admin/panel HTTP/1.1\r\nHost: app.example#\r\nAuthorization: {alice}\r\nConnection: close\r\n\r\n"
+        ),
+    )
+    .await;
+    assert!(
+        got.is_empty(),
+        "{name}: `Host: app.example#` reached the app ({status})"
+    );
+
+    // A method override the app could route on: judged as POST, served as DELETE.
+    let (status, got) = through(
+        ingress,
+        app,
+        "POST /public/x HTTP/1.1\r\nHost: app.example\r\nX-HTTP-Method-Override: DELETE\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(
+        got.iter().all(|r| r.all("x-http-method-override").is_empty()),
+        "{name}: a method override reached the app ({status})"
     );
 
     // Path confusion: no spelling of an admin path reaches the app without

@@ -75,11 +75,21 @@ pub fn allow(
             }
         }
     }
+    // Not `private`: the ingress's cache is the intended reader (nginx
+    // never stores a `private` answer). `Vary` names the credentials; the
+    // cache key must still hold the method and the URI (README).
     let cache_control = match cache {
-        Some(seconds) => HeaderValue::from_str(&format!("private, max-age={seconds}"))
-            .unwrap_or(HeaderValue::from_static("no-store")),
-        None => HeaderValue::from_static("no-store"),
+        Some(seconds) => HeaderValue::from_str(&format!("max-age={seconds}")).ok(),
+        None => None,
     };
-    headers.insert(CACHE_CONTROL, cache_control);
+    match cache_control {
+        Some(v) => {
+            headers.insert(CACHE_CONTROL, v);
+            headers.insert(http::header::VARY, HeaderValue::from_static("authorization, cookie"));
+        }
+        None => {
+            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+    }
     response
 }

@@ -39,7 +39,6 @@ use crate::clock::unix_now;
 use crate::config::DecisionConfig;
 use crate::metrics::Reason;
 use crate::path::PathError;
-use crate::proxy::headers::requested_upgrade;
 use crate::proxy::request::BadRequest;
 use crate::proxy::respond::{Rejection, respond};
 use crate::proxy::{Decision, Proxy, Snapshot};
@@ -109,7 +108,9 @@ impl Decider {
             Ok(Decision::Forward {
                 normalised: Some(_), ..
             }) => Verdict::Deny(PathError::NotNormal.into()),
-            Ok(Decision::Forward { upgrade: None, .. }) if requested_upgrade(&req).is_some() => {
+            // Any `Upgrade` but one protocol the route allows: the proxy
+            // would drop it, but the ingress would switch on it.
+            Ok(Decision::Forward { upgrade: None, .. }) if req.headers().contains_key(http::header::UPGRADE) => {
                 Verdict::Deny(BadRequest::UpgradeNotAllowed.into())
             }
             Ok(Decision::Forward { claims, .. }) => Verdict::Allow(claims),

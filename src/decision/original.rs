@@ -30,6 +30,24 @@ const X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-meth
 const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
+/// Headers an app may route on instead of the request line (method and URL
+/// overrides). The proxy strips them; an ingress forwards them, so a
+/// request that carries one the front door did not set itself is refused:
+/// it would be judged as one request and served as another.
+const ROUTING_OVERRIDES: [HeaderName; 11] = [
+    HeaderName::from_static("x-http-method-override"),
+    HeaderName::from_static("x-http-method"),
+    HeaderName::from_static("x-method-override"),
+    HeaderName::from_static("x-rewrite-url"),
+    X_ORIGINAL_URL,
+    X_ORIGINAL_URI,
+    X_ORIGINAL_METHOD,
+    X_FORWARDED_URI,
+    X_FORWARDED_METHOD,
+    HeaderName::from_static("x-forwarded-path"),
+    HeaderName::from_static("x-forwarded-prefix"),
+];
+
 /// Which ingress protocol a decision request speaks: the `mode` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FrontDoor {
@@ -107,7 +125,7 @@ pub fn from_http<B>(door: FrontDoor, auth: &Request<B>) -> Result<Request<()>, B
         FrontDoor::Nginx => {
             let method = one(&X_ORIGINAL_METHOD)?.ok_or(BadRequest::NoOriginalRequest("no X-Original-Method"))?;
             let (target, host) = match (one(&X_ORIGINAL_URI)?, one(&X_ORIGINAL_URL)?) {
-                (Some(uri), None) => (origin_form(uri)?, forwarded_host(headers, auth)),
+                (Some(uri), None) => (origin_form(uri)?, forwarded_host(headers, auth)?),
                 (None, Some(url)) => absolute_form(url)?,
                 (None, None) => return Err(BadRequest::NoOriginalRequest("no X-Original-URI or X-Original-URL")),
                 // An ingress sets one of them (ingress-nginx: the URL) and
@@ -124,7 +142,7 @@ pub fn from_http<B>(door: FrontDoor, auth: &Request<B>) -> Result<Request<()>, B
         FrontDoor::ForwardAuth => {
             let method = one(&X_FORWARDED_METHOD)?.ok_or(BadRequest::NoOriginalRequest("no X-Forwarded-Method"))?;
             let uri = one(&X_FORWARDED_URI)?.ok_or(BadRequest::NoOriginalRequest("no X-Forwarded-Uri"))?;
-            (parse_method(method)?, origin_form(uri)?, forwarded_host(headers, auth))
+            (parse_method(method)?, origin_form(uri)?, forwarded_host(headers, auth)?)
         }
         FrontDoor::EnvoyHttp => {
             let path = auth.uri().path().strip_prefix(ENVOY_PREFIX).unwrap_or_default();
@@ -151,7 +169,18 @@ pub fn from_http<B>(door: FrontDoor, auth: &Request<B>) -> Result<Request<()>, B
     if let Some(host) = host {
         copy.insert(HOST, host);
     }
+    refuse_overrides(copy)?;
     Ok(out)
+}
+
+/// Refuses a routing override among the client's headers.
+fn refuse_overrides(headers: &HeaderMap) -> Result<(), BadRequest> {
+    if ROUTING_OVERRIDES.iter().any(|h| headers.contains_key(h)) {
+        return Err(BadRequest::NoOriginalRequest(
+            "a method or URL override header the app could route on",
+        ));
+    }
+    Ok(())
 }
 
 /// The original request of an Envoy `CheckRequest`'s HTTP attributes.
@@ -187,6 +216,7 @@ pub fn from_attributes<'a>(
         let host = HeaderValue::from_str(host).map_err(|_| BadRequest::InvalidHost)?;
         copy.insert(HOST, host);
     }
+    refuse_overrides(copy)?;
     Ok(out)
 }
 
@@ -199,6 +229,11 @@ fn origin_form(text: &str) -> Result<Uri, BadRequest> {
     if !text.starts_with('/') {
         return Err(BadRequest::NoOriginalRequest("the original URI is not a path"));
     }
+    // A parser drops a fragment silently; a request target never has one,
+    // so a `#` means the text is not the target the app gets.
+    if text.contains('#') {
+        return Err(BadRequest::NoOriginalRequest("a '#' in the original URI"));
+    }
     PathAndQuery::try_from(text)
         .map(Uri::from)
         .map_err(|_| BadRequest::NoOriginalRequest("the original URI is not a valid request target"))
@@ -207,21 +242,38 @@ fn origin_form(text: &str) -> Result<Uri, BadRequest> {
 /// An absolute URL (ingress-nginx's `X-Original-URL`): its path and query,
 /// and its authority as the host.
 fn absolute_form(text: &str) -> Result<(Uri, Option<HeaderValue>), BadRequest> {
+    // ingress-nginx builds it from the client's Host: `Host: a#` would make
+    // `http://a#/admin`, which parses as `http://a/` with a fragment.
+    if text.contains('#') {
+        return Err(BadRequest::NoOriginalRequest("a '#' in X-Original-URL"));
+    }
     let url = Uri::try_from(text).map_err(|_| BadRequest::NoOriginalRequest("X-Original-URL is not a URL"))?;
     let (Some(authority), Some(target)) = (url.authority(), url.path_and_query()) else {
         return Err(BadRequest::NoOriginalRequest("X-Original-URL is not an absolute URL"));
     };
+    // The target must be exactly what follows the authority in the text,
+    // not something the parser made up (`http://a` reads back as `/`).
+    let after_authority = text
+        .split_once("://")
+        .map(|(_, rest)| &rest[authority.as_str().len().min(rest.len())..]);
+    if after_authority != Some(target.as_str()) {
+        return Err(BadRequest::NoOriginalRequest(
+            "X-Original-URL has no path after its host",
+        ));
+    }
     let host = HeaderValue::from_str(authority.as_str()).map_err(|_| BadRequest::InvalidHost)?;
     Ok((origin_form(target.as_str())?, Some(host)))
 }
 
 /// The host the client addressed, as the front door reports it: its
 /// `X-Forwarded-Host` (one), else the auth request's own `Host`.
-fn forwarded_host<B>(headers: &HeaderMap, auth: &Request<B>) -> Option<HeaderValue> {
-    headers
-        .get(X_FORWARDED_HOST)
-        .or_else(|| auth.headers().get(HOST))
-        .cloned()
+fn forwarded_host<B>(headers: &HeaderMap, auth: &Request<B>) -> Result<Option<HeaderValue>, BadRequest> {
+    let mut values = headers.get_all(X_FORWARDED_HOST).iter();
+    match (values.next(), values.next()) {
+        (Some(_), Some(_)) => Err(BadRequest::NoOriginalRequest("X-Forwarded-Host is repeated")),
+        (Some(v), None) => Ok(Some(v.clone())),
+        (None, _) => Ok(auth.headers().get(HOST).cloned()),
+    }
 }
 
 #[cfg(test)]

@@ -191,7 +191,11 @@ impl Proxy {
         h.insert(request_id::X_REQUEST_ID, request_id.clone());
 
         let sent = Instant::now();
-        let mut response = snapshot.upstream.send(req).await?;
+        // Boxed: the exchange's future (connection checkout, resend, timeout)
+        // is kilobytes; inline, every request's future would carry it, and
+        // hyper moves that future into a box of its own (a copy of its whole
+        // size, measured in docs/benchmarks.md). One allocation is cheaper.
+        let mut response = Box::pin(snapshot.upstream.send(req)).await?;
         let upstream = sent.elapsed();
         let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
         if switching {

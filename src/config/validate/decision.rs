@@ -5,7 +5,22 @@ use super::*;
 /// Where the decision listens unless told: loopback, next to the ingress.
 const DEFAULT_DECISION_LISTEN: &str = "127.0.0.1:9191";
 
-pub(super) fn decision(c: &mut Check<'_>, raw: &RawDecision, taken: &[SocketAddr]) -> DecisionConfig {
+pub(super) fn decision(
+    c: &mut Check<'_>,
+    raw: &RawDecision,
+    taken: &[SocketAddr],
+    sources: &[TokenSource],
+) -> DecisionConfig {
+    // The proxy removes a query token before forwarding; an ingress forwards
+    // the URL as sent, so the token would reach the app, its logs and
+    // Referer headers.
+    if let Some(TokenSource::Query(name)) = sources.iter().find(|s| matches!(s, TokenSource::Query(_))) {
+        c.problem(
+            "auth.sources",
+            None,
+            format!("a `query: {name}` token source with decision mode: the ingress forwards the query, token and all, to the app; use a header or a cookie"),
+        );
+    }
     let listen = c.addr("decision.listen", raw.listen.as_ref(), DEFAULT_DECISION_LISTEN);
     if listen.port() != 0 && taken.contains(&listen) {
         c.problem(
@@ -61,6 +76,7 @@ mod tests {
         let open = format!("{BASE}decision:\n  listen: \"0.0.0.0:9191\"\n");
         let clash = format!("{BASE}decision:\n  listen: \"0.0.0.0:9090\"\n  secret_env: A\n  secret_file: b\n");
         let good = format!("{BASE}decision: {{ cache_max_age: 5s }}\n");
+        let query = BASE.replace("auth:\n", "auth:\n  sources: [{ query: access_token }]\n") + "decision: {}\n";
         let bad_age = format!("{BASE}decision: {{ cache_max_age: soon }}\n");
         check(&[
             (
@@ -78,6 +94,12 @@ mod tests {
                 ],
             ),
             (&good, &[]),
+            (
+                &query,
+                &[
+                    "auth.sources: a `query: access_token` token source with decision mode: the ingress forwards the query, token and all, to the app; use a header or a cookie",
+                ],
+            ),
             (
                 &bad_age,
                 &["decision.cache_max_age: `soon` is not a duration; write it like 500ms, 30s, 5m, 1h or 7d"],

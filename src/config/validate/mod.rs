@@ -262,7 +262,10 @@ pub(super) fn validate(raw: RawConfig, files: FileBase<'_>, env: Env) -> Result<
     }
     let mut taken = vec![listen, admin.listen];
     taken.extend(sessions.as_ref().map(|s| s.control.listen));
-    let decision = raw.decision.as_ref().map(|d| decision(&mut c, d, &taken));
+    let decision = raw
+        .decision
+        .as_ref()
+        .map(|d| decision(&mut c, d, &taken, &auth.sources));
     let reload = ReloadConfig {
         watch: raw
             .reload
