@@ -70,6 +70,7 @@ pub(super) struct RawSigningKey {
     pub(super) private_key_file: Option<S<String>>,
     pub(super) secret_file: Option<S<String>>,
     pub(super) secret_env: Option<S<String>>,
+    pub(super) secret_encoding: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -201,6 +202,7 @@ pub(super) struct RawKey {
     pub(super) algorithm: S<String>,
     pub(super) secret_file: Option<S<String>>,
     pub(super) secret_env: Option<S<String>>,
+    pub(super) secret_encoding: Option<S<String>>,
     pub(super) public_key_file: Option<S<String>>,
     pub(super) private_key_file: Option<S<String>>,
 }

@@ -43,6 +43,7 @@ pub(super) fn hmac_key(c: &mut Check<'_>, path: &str, raw: &RawKey, algorithm: A
         c,
         path,
         (raw.secret_file.as_ref(), raw.secret_env.as_ref()),
+        raw.secret_encoding.as_ref(),
         algorithm,
         line(&raw.algorithm),
     )?;
@@ -55,8 +56,9 @@ pub(super) fn hmac_key(c: &mut Check<'_>, path: &str, raw: &RawKey, algorithm: A
     })
 }
 
-/// Reads a secret from exactly one of a file or an environment variable; a
-/// trailing newline from `echo > file` or a Secret mount is not part of it.
+/// Reads a secret from exactly one of a file or an environment variable.
+/// One trailing newline (`echo > file`) is not part of it; every other byte
+/// is, so a random binary secret that ends in a tab or a space survives.
 pub(super) fn secret(
     c: &mut Check<'_>,
     path: &str,
@@ -72,8 +74,65 @@ pub(super) fn secret(
             None
         }
     }?;
-    secret.truncate(secret.trim_ascii_end().len());
+    let end = without_final_newline(&secret).len();
+    secret.truncate(end);
     Some(secret)
+}
+
+/// `bytes` without one final `\n` or `\r\n`.
+fn without_final_newline(bytes: &[u8]) -> &[u8] {
+    match bytes.strip_suffix(b"\n") {
+        Some(rest) => rest.strip_suffix(b"\r").unwrap_or(rest),
+        None => bytes,
+    }
+}
+
+/// Decodes a secret as `secret_encoding` says: `raw` (the default: the
+/// bytes as they are), `base64` (standard or URL-safe, padding optional) or
+/// `hex`.
+fn decode_secret(c: &mut Check<'_>, path: &str, encoding: Option<&S<String>>, secret: Vec<u8>) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    let Some(encoding) = encoding else {
+        return Some(secret);
+    };
+    let text = String::from_utf8_lossy(&secret);
+    let text = text.trim();
+    let decoded = match encoding.value.as_str() {
+        "raw" => return Some(secret),
+        "base64" => {
+            let padded = text.trim_end_matches('=');
+            base64::engine::general_purpose::STANDARD_NO_PAD
+                .decode(padded)
+                .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(padded))
+                .ok()
+        }
+        "hex" => text
+            .len()
+            .is_multiple_of(2)
+            .then(|| {
+                (0..text.len())
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+                    .collect::<Option<Vec<u8>>>()
+            })
+            .flatten(),
+        other => {
+            c.problem(
+                format!("{path}.secret_encoding"),
+                line(encoding),
+                format!("`{other}`: use raw, base64 or hex"),
+            );
+            return None;
+        }
+    };
+    if decoded.is_none() {
+        c.problem(
+            format!("{path}.secret_encoding"),
+            line(encoding),
+            format!("the secret is not valid {}", encoding.value),
+        );
+    }
+    decoded
 }
 
 /// An HMAC secret of at least the length RFC 7518 §3.2 asks for `algorithm`.
@@ -81,6 +140,7 @@ pub(super) fn hmac_secret(
     c: &mut Check<'_>,
     path: &str,
     sources: (Option<&S<String>>, Option<&S<String>>),
+    encoding: Option<&S<String>>,
     algorithm: Algorithm,
     at: Option<u64>,
 ) -> Option<Vec<u8>> {
@@ -91,6 +151,7 @@ pub(super) fn hmac_secret(
         at,
         "an HMAC key needs exactly one of secret_file or secret_env",
     )?;
+    let secret = decode_secret(c, path, encoding, secret)?;
     let min = match algorithm {
         Algorithm::HS384 => 48,
         Algorithm::HS512 => 64,
@@ -203,6 +264,66 @@ pub(super) fn public_key(c: &mut Check<'_>, path: &str, raw: &RawKey, algorithm:
 #[cfg(test)]
 mod tests {
     use super::super::table::check;
+    use super::without_final_newline;
+    use crate::config::{Config, ConfigError, FileBase};
+
+    #[test]
+    fn only_one_final_newline_is_not_part_of_a_secret() {
+        assert_eq!(without_final_newline(b"abc\n"), b"abc");
+        assert_eq!(without_final_newline(b"abc\r\n"), b"abc");
+        assert_eq!(without_final_newline(b"abc\n\n"), b"abc\n");
+        assert_eq!(without_final_newline(b"abc\t"), b"abc\t");
+        assert_eq!(without_final_newline(b"abc \n"), b"abc ");
+        assert_eq!(without_final_newline(b"abc\r"), b"abc\r");
+    }
+
+    /// The problems of an HS256 key read from `file` holding `bytes`.
+    fn problems(bytes: &[u8], encoding: &str) -> Vec<String> {
+        let dir = std::env::temp_dir().join(format!("tokengate-secret-{}-{encoding}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("s"), bytes).unwrap();
+        let yaml = format!(
+            "upstream: {{ url: \"http://127.0.0.1:3000\" }}\nauth:\n  issuers:\n    - issuer: t\n      keys: [{{ algorithm: HS256, secret_file: s{encoding} }}]\n"
+        );
+        match Config::from_yaml_str(&yaml, FileBase::Dir(&dir), "t") {
+            Ok(_) => Vec::new(),
+            Err(ConfigError::Invalid { problems, .. }) => problems.iter().map(|p| p.message.clone()).collect(),
+            Err(e) => vec![e.to_string()],
+        }
+    }
+
+    #[test]
+    fn binary_and_encoded_secrets() {
+        // 32 random-looking bytes ending in a tab: the tab is key material
+        // (it used to be stripped, leaving 31 bytes).
+        let mut binary: Vec<u8> = (1..=31u8).map(|b| b.wrapping_mul(37)).collect();
+        binary.push(b'\t');
+        assert_eq!(problems(&binary, ""), Vec::<String>::new());
+        let hex: String = binary.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            problems(format!("{hex}\n").as_bytes(), ", secret_encoding: hex"),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            problems(b"zz", ", secret_encoding: hex"),
+            ["the secret is not valid hex"]
+        );
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&binary);
+        assert_eq!(
+            problems(b64.as_bytes(), ", secret_encoding: base64"),
+            Vec::<String>::new()
+        );
+        // Decoded, a short secret is still refused by length.
+        assert_eq!(
+            problems(b"00ff", ", secret_encoding: hex"),
+            ["the HS256 secret is 2 bytes; at least 32 are required (RFC 7518 \u{a7}3.2)"]
+        );
+        assert_eq!(
+            problems(b"x", ", secret_encoding: rot13"),
+            ["`rot13`: use raw, base64 or hex"]
+        );
+    }
 
     #[test]
     fn table() {

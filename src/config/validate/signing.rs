@@ -153,6 +153,7 @@ pub(super) fn signing_key(c: &mut Check<'_>, raw: &RawSigningKey) -> Option<Sign
             c,
             path,
             (raw.secret_file.as_ref(), raw.secret_env.as_ref()),
+            raw.secret_encoding.as_ref(),
             algorithm,
             at,
         )?;
