@@ -44,6 +44,8 @@ pub enum Reason {
     WrongAudience,
     /// 401: a required claim (`exp`, `iss`, `aud`) is absent.
     MissingClaim,
+    /// 401: `typ` names another kind of token, or not the issuer's required one.
+    WrongType,
     /// 401: the token's jti, or its subject up to its iat, is revoked.
     Revoked,
     /// 403: a required scope is missing.
@@ -69,7 +71,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, for pre-registering label sets.
-    pub const ALL: [Reason; 26] = [
+    pub const ALL: [Reason; 27] = [
         Reason::Authorized,
         Reason::Public,
         Reason::BadPath,
@@ -86,6 +88,7 @@ impl Reason {
         Reason::NotYetValid,
         Reason::WrongAudience,
         Reason::MissingClaim,
+        Reason::WrongType,
         Reason::Revoked,
         Reason::InsufficientScope,
         Reason::ClaimMismatch,
@@ -117,6 +120,7 @@ impl Reason {
             Reason::NotYetValid => "not_yet_valid",
             Reason::WrongAudience => "wrong_audience",
             Reason::MissingClaim => "missing_claim",
+            Reason::WrongType => "wrong_type",
             Reason::Revoked => "revoked",
             Reason::RevocationStale => "revocation_stale",
             Reason::InsufficientScope => "insufficient_scope",
@@ -148,6 +152,7 @@ impl Reason {
             | Reason::NotYetValid
             | Reason::WrongAudience
             | Reason::MissingClaim
+            | Reason::WrongType
             | Reason::Revoked
             | Reason::InsufficientScope
             | Reason::ClaimMismatch

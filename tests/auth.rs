@@ -322,3 +322,44 @@ async fn token_sources_cookie_header_query() {
     .await;
     assert_eq!(reply.status, 401);
 }
+
+/// Signs `claims` with the HS256 fixture key under a hand-written `typ`.
+fn with_typ(typ: Option<&str>, claims: &serde_json::Value) -> String {
+    let mut header = jsonwebtoken::Header::new(Algorithm::HS256);
+    // `other-issuer` has one key and no kid.
+    header.kid = (claims["iss"] != "other-issuer").then(|| "HS256".into());
+    header.typ = typ.map(str::to_owned);
+    jsonwebtoken::encode(&header, claims, &signing_key(Algorithm::HS256)).unwrap()
+}
+
+#[tokio::test]
+async fn a_token_meant_for_something_else_is_refused() {
+    // `other-issuer` requires RFC 9068 access tokens; the first issuer does not.
+    let yaml = base_config().replace(
+        "    - issuer: \"other-issuer\"\n",
+        "    - issuer: \"other-issuer\"\n      token_type: application/AT+JWT\n",
+    );
+    let proxy = TestProxy::start_with(&yaml, start_echo().await).await;
+    let url = proxy.url("/hello");
+    for (typ, status) in [
+        (None, 200),
+        (Some("JWT"), 200),
+        (Some("at+jwt"), 200),
+        (Some("logout+jwt"), 401),
+        (Some("dpop+jwt"), 401),
+        (Some("application/secevent+jwt"), 401),
+    ] {
+        let reply = get_with_token(&url, &with_typ(typ, &claims("ann"))).await;
+        assert_eq!(reply.status, status, "{typ:?}");
+        if status == 401 {
+            assert_invalid_token(&reply);
+        }
+    }
+    let other = json!({"iss": "other-issuer", "sub": "ben", "exp": now() + 300});
+    for (typ, status) in [(Some("at+jwt"), 200), (Some("JWT"), 401), (None, 401)] {
+        let reply = get_with_token(&url, &with_typ(typ, &other)).await;
+        assert_eq!(reply.status, status, "other-issuer {typ:?}");
+    }
+    assert_eq!(reasons(proxy.admin).await["wrong_type"], 5.0);
+    proxy.stop().await;
+}

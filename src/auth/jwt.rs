@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use super::AuthError;
 use super::claims::{Claims, numeric_date};
-use crate::config::Issuer;
+use crate::config::{Issuer, media_type};
 use crate::jwks::KeyStore;
 use crate::keys::{KeySet, VerifyKey};
 
@@ -35,6 +35,8 @@ struct Trusted {
     configured: KeySet,
     /// The issuer's JWKS URL, kept current by its fetch task.
     remote: Option<Arc<KeyStore>>,
+    /// The `typ` its tokens must carry (normalised), if the config says.
+    token_type: Option<String>,
 }
 
 /// A failed verification, with the key store that might know the missing
@@ -61,6 +63,23 @@ struct JoseHeader<'a> {
     /// (RFC 7515 §4.1.11), so their presence refuses the token.
     #[serde(default)]
     crit: Option<serde::de::IgnoredAny>,
+    /// What the token is for (RFC 7515 §4.1.9, RFC 8725 §3.11).
+    #[serde(borrow, default)]
+    typ: Option<Cow<'a, str>>,
+}
+
+/// A token meant for something else (`logout+jwt`, `dpop+jwt`, an ID token
+/// where the issuer requires `at+jwt`) is refused: RFC 8725 §3.11's
+/// defence against one kind of JWT passing as another.
+fn check_type(typ: Option<&str>, required: Option<&str>) -> Result<(), AuthError> {
+    let typ = typ.map(media_type);
+    let ok = match (typ.as_deref(), required) {
+        (Some(t), Some(r)) => t == r,
+        (None, Some(_)) => false,
+        (None, None) => true,
+        (Some(t), None) => t == "jwt" || t == "at+jwt",
+    };
+    if ok { Ok(()) } else { Err(AuthError::WrongType) }
 }
 
 impl Verifier {
@@ -76,6 +95,7 @@ impl Verifier {
                     audiences: i.audiences.clone(),
                     configured: i.key_set(),
                     remote: None,
+                    token_type: i.token_type.clone(),
                 })
                 .collect(),
             leeway: i64::try_from(leeway_secs).unwrap_or(i64::MAX),
@@ -174,6 +194,8 @@ impl Verifier {
             Ok(true) => {}
             Ok(false) | Err(_) => return Err(AuthError::BadSignature.into()),
         }
+        // After the signature, like every claim check: a forger learns nothing.
+        check_type(header.typ.as_deref(), issuer.token_type.as_deref())?;
 
         let exp = match map.get("exp") {
             None => return Err(AuthError::MissingClaim("exp").into()),
@@ -289,5 +311,29 @@ impl<'de> serde::Deserialize<'de> for UniqueKeys {
             }
         }
         d.deserialize_map(Visitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_type;
+
+    #[test]
+    fn token_types() {
+        for (typ, required, ok) in [
+            (None, None, true),
+            (Some("JWT"), None, true),
+            (Some("at+jwt"), None, true),
+            (Some("application/at+JWT"), None, true),
+            (Some("logout+jwt"), None, false),
+            (Some("dpop+jwt"), None, false),
+            (Some("secevent+jwt"), None, false),
+            (Some("at+jwt"), Some("at+jwt"), true),
+            (Some("application/AT+JWT"), Some("at+jwt"), true),
+            (Some("JWT"), Some("at+jwt"), false),
+            (None, Some("at+jwt"), false),
+        ] {
+            assert_eq!(check_type(typ, required).is_ok(), ok, "{typ:?} {required:?}");
+        }
     }
 }

@@ -62,6 +62,10 @@ pub enum AuthError {
     /// A required claim is absent.
     #[error("missing claim {0}")]
     MissingClaim(&'static str),
+    /// `typ` says the token is meant for something else (a logout or DPoP
+    /// token, an ID token where the issuer requires `at+jwt`).
+    #[error("wrong token type")]
+    WrongType,
 }
 
 impl AuthError {
@@ -79,6 +83,7 @@ impl AuthError {
             AuthError::NotYetValid => Reason::NotYetValid,
             AuthError::WrongAudience => Reason::WrongAudience,
             AuthError::MissingClaim(_) => Reason::MissingClaim,
+            AuthError::WrongType => Reason::WrongType,
         }
     }
 }

@@ -53,6 +53,9 @@ pub struct Issuer {
     pub jwks_file_keys: Option<crate::keys::KeySet>,
     /// The JWKS URL and how it is refreshed, if one is named.
     pub remote: Option<JwksRemote>,
+    /// The `typ` every token of this issuer must carry (`at+jwt`), lower-case
+    /// without `application/`; `None` accepts `JWT`, `at+jwt` or none.
+    pub token_type: Option<String>,
 }
 
 /// A JWKS published by an identity provider, and how it is kept current.
@@ -130,6 +133,16 @@ impl IdentityHeaders {
     /// Every header name the proxy injects, so inbound copies can be stripped.
     pub fn names(&self) -> impl Iterator<Item = &HeaderName> {
         self.subject.iter().chain(self.claims.iter().map(|(_, h)| h))
+    }
+}
+
+/// A JOSE `typ` as compared: trimmed, lower-case, without the optional
+/// `application/` (RFC 7515 §4.1.9).
+pub fn media_type(typ: &str) -> String {
+    let lower = typ.trim().to_ascii_lowercase();
+    match lower.strip_prefix("application/") {
+        Some(rest) => rest.to_owned(),
+        None => lower,
     }
 }
 

@@ -181,6 +181,7 @@ pub(super) struct RawIssuer {
     pub(super) jwks_file: Option<S<String>>,
     pub(super) algorithms: Option<Vec<S<String>>>,
     pub(super) jwks: Option<RawJwks>,
+    pub(super) token_type: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -120,7 +120,8 @@ pub fn respond(rejection: &Rejection, realm: &str) -> Response<Full<Bytes>> {
             | AuthError::UnknownKid
             | AuthError::BadSignature
             | AuthError::WrongAudience
-            | AuthError::MissingClaim(_) => (
+            | AuthError::MissingClaim(_)
+            | AuthError::WrongType => (
                 S::UNAUTHORIZED,
                 Challenge::InvalidToken,
                 "invalid_token",

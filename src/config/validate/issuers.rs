@@ -74,12 +74,25 @@ pub(super) fn issuer(c: &mut Check<'_>, path: &str, raw: &RawIssuer) -> Issuer {
         }
         (None, None) => None,
     };
+    let token_type = raw.token_type.as_ref().and_then(|t| {
+        let normal = media_type(&t.value);
+        if normal.is_empty() || !normal.bytes().all(|b| b.is_ascii_graphic()) {
+            c.problem(
+                format!("{path}.token_type"),
+                line(t),
+                "must be a media type such as at+jwt (RFC 9068 access tokens)",
+            );
+            return None;
+        }
+        Some(normal)
+    });
     Issuer {
         issuer: raw.issuer.value.clone(),
         audiences,
         keys,
         jwks_file_keys,
         remote,
+        token_type,
     }
 }
 
@@ -225,6 +238,9 @@ auth:
       jwks_url: \"http://idp.example/jwks\"
       algorithms: [HS256, none]
     - issuer: u
+    - issuer: v
+      keys: [{ algorithm: HS256, secret_file: dev-hs256-secret.DEVELOPMENT-ONLY.txt }]
+      token_type: \"at jwt\"
 ";
         check(&[(
             yaml,
@@ -234,6 +250,7 @@ auth:
                 "auth.issuers[1].algorithms[1]: `none` is not one of RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA",
                 "auth.issuers[1].jwks_url: plain http lets anyone on the path substitute keys; use https, a loopback address, or set jwks.allow_http: true",
                 "auth.issuers[2].keys: needs at least one key, a jwks_url or a jwks_file",
+                "auth.issuers[3].token_type: must be a media type such as at+jwt (RFC 9068 access tokens)",
             ],
         )]);
     }

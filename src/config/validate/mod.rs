@@ -258,6 +258,8 @@ pub(super) fn validate(raw: RawConfig, files: FileBase<'_>, env: Env) -> Result<
             }],
             jwks_file_keys: None,
             remote: None,
+            // RFC 9068 access tokens: an ID token of the same key never passes.
+            token_type: Some("at+jwt".to_owned()),
         });
     }
     let mut taken = vec![listen, admin.listen];
