@@ -254,20 +254,14 @@ impl App {
         }
 
         let admin_service = AdminService::new(metrics.clone(), readiness.clone(), revocations);
-        let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
-        let admin = tokio::spawn(server::serve(
-            Listener {
-                socket: listeners.admin,
-                tls: None,
-                limits: limits.clone(),
-                new_service: move |peer, _, _| admin_service.for_peer(peer),
-                drain_timeout: std::time::Duration::from_secs(1),
-                connections: None,
-            },
-            async {
-                let _ = admin_stopped.await;
-            },
-        ));
+        let one_second = std::time::Duration::from_secs(1);
+        let admin = side_listener(
+            listeners.admin,
+            None,
+            &limits,
+            move |peer, _, _| admin_service.for_peer(peer),
+            one_second,
+        );
 
         // The control listener stops with the admin listener, after the drain,
         // so the app can still end sessions while requests finish.
@@ -275,21 +269,13 @@ impl App {
             (Some(sessions), Some(socket)) => {
                 tracing::info!(control = %addr(&socket), "session control listening");
                 let service = ControlService::new(sessions);
-                let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-                let task = tokio::spawn(server::serve(
-                    Listener {
-                        socket,
-                        tls: None,
-                        limits: limits.clone(),
-                        new_service: move |peer, _, _| service.for_peer(peer),
-                        drain_timeout: std::time::Duration::from_secs(1),
-                        connections: None,
-                    },
-                    async {
-                        let _ = stopped.await;
-                    },
-                ));
-                Some((stop, task))
+                Some(side_listener(
+                    socket,
+                    None,
+                    &limits,
+                    move |peer, _, _| service.for_peer(peer),
+                    one_second,
+                ))
             }
             _ => None,
         };
@@ -299,21 +285,13 @@ impl App {
         let decision = match (decider, listeners.decision) {
             (Some(decider), Some(socket)) => {
                 tracing::info!(decision = %addr(&socket), tls = decision_tls.is_some(), "decision listening");
-                let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-                let task = tokio::spawn(server::serve(
-                    Listener {
-                        socket,
-                        tls: decision_tls,
-                        limits: limits.clone(),
-                        new_service: move |peer, _, _| decider.service(peer),
-                        drain_timeout: shutdown_config.drain_timeout,
-                        connections: None,
-                    },
-                    async {
-                        let _ = stopped.await;
-                    },
-                ));
-                Some((stop, task))
+                Some(side_listener(
+                    socket,
+                    decision_tls,
+                    &limits,
+                    move |peer, _, _| decider.service(peer),
+                    shutdown_config.drain_timeout,
+                ))
             }
             _ => None,
         };
@@ -338,9 +316,7 @@ impl App {
         )
         .await;
         tracing::info!(aborted = drained.aborted, "proxy drained");
-        let _ = stop_admin.send(());
-        let _ = admin.await;
-        for (stop, task) in [control, decision].into_iter().flatten() {
+        for (stop, task) in [Some(admin), control, decision].into_iter().flatten() {
             let _ = stop.send(());
             let _ = task.await;
         }
@@ -350,6 +326,50 @@ impl App {
         reloader.stop().await;
         Ok(())
     }
+}
+
+/// A listener beside the proxy's (admin, control, decision), served until
+/// its stop signal, after the proxy has drained.
+type SideListener = (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<server::Drained>,
+);
+
+fn side_listener<F, S, B>(
+    socket: TcpListener,
+    tls: Option<TlsAcceptor>,
+    limits: &Limits,
+    new_service: F,
+    drain_timeout: std::time::Duration,
+) -> SideListener
+where
+    F: Fn(SocketAddr, bool, server::Lease) -> S + Send + 'static,
+    S: hyper::service::Service<http::Request<hyper::body::Incoming>, Response = http::Response<B>>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server::serve(
+        Listener {
+            socket,
+            tls,
+            limits: limits.clone(),
+            new_service,
+            drain_timeout,
+            connections: None,
+        },
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    (stop, task)
 }
 
 /// Builds and serves `config` on `listeners` until `shutdown` completes.
