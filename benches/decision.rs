@@ -18,7 +18,6 @@ use tokengate::path;
 use tokengate::proxy::forward::Upstream;
 use tokengate::proxy::{Proxy, Snapshot};
 use tokengate::revocation::{Revocation, Revocations};
-use tokengate::route::RoutePolicy;
 
 const ROUTES: &str = r#"
 routes:
@@ -39,13 +38,7 @@ fn proxy(cache: bool, revoked: usize) -> (Proxy, Arc<Snapshot>) {
             exp,
         });
     }
-    let snapshot = Snapshot::new(
-        RoutePolicy::new(config.routes.clone()),
-        &config.auth,
-        &[],
-        config.limits.max_token_bytes,
-        Arc::new(Upstream::new(&config.upstream)),
-    );
+    let snapshot = Snapshot::from_config(&config, &[], Arc::new(Upstream::new(&config.upstream)));
     let proxy = Proxy::new(snapshot, revocations, metrics.registry()).unwrap();
     let snapshot = proxy.snapshot();
     (proxy, snapshot)

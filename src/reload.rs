@@ -17,7 +17,6 @@ use crate::config::{Config, ConfigError, Problem, ReloadConfig, SessionsConfig, 
 use crate::jwks::{self, JwksMetrics, KeyStore, KeyStores};
 use crate::proxy::forward::Upstream;
 use crate::proxy::{Proxy, Snapshot};
-use crate::route::RoutePolicy;
 use prometheus::{IntCounterVec, Opts, Registry};
 
 /// Where the running configuration is read from again.
@@ -85,16 +84,7 @@ pub(crate) fn build(
             })
         })
         .collect();
-    let snapshot = Snapshot::new(
-        RoutePolicy::new(config.routes.clone()),
-        &config.auth,
-        &stores,
-        config.limits.max_token_bytes,
-        upstream.clone(),
-    )
-    .with_http(config.http.clone())
-    .with_tunnel_idle_timeout(config.limits.tunnel_idle_timeout)
-    .with_access_log(config.access_log);
+    let snapshot = Snapshot::from_config(config, &stores, upstream.clone());
     let files = config.path.iter().chain(&config.files).cloned().collect();
     let state = State {
         upstream_config: config.upstream.clone(),

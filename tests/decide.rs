@@ -14,7 +14,6 @@ use tokengate::metrics::Metrics;
 use tokengate::proxy::forward::Upstream;
 use tokengate::proxy::{Decision, Proxy, Snapshot};
 use tokengate::revocation::{Revocation, Revocations};
-use tokengate::route::RoutePolicy;
 
 fn proxy() -> Proxy {
     let config = load(&base_config(), "127.0.0.1:1".parse().unwrap());
@@ -24,14 +23,7 @@ fn proxy() -> Proxy {
         id: "revoked".into(),
         exp: now() + 600,
     });
-    let snapshot = Snapshot::new(
-        RoutePolicy::new(config.routes.clone()),
-        &config.auth,
-        &[],
-        config.limits.max_token_bytes,
-        Arc::new(Upstream::new(&config.upstream)),
-    )
-    .with_http(config.http.clone());
+    let snapshot = Snapshot::from_config(&config, &[], Arc::new(Upstream::new(&config.upstream)));
     Proxy::new(snapshot, revocations, metrics.registry()).unwrap()
 }
 

@@ -8,7 +8,7 @@ use super::forward::Upstream;
 use super::headers;
 use super::respond::Rejection;
 use crate::auth::{Authenticator, has_query_param, remove_query_param};
-use crate::config::{AuthConfig, HttpRules, IdentityHeaders, TokenSource};
+use crate::config::{AuthConfig, Config, HttpRules, IdentityHeaders, TokenSource};
 use crate::jwks::KeyStore;
 use crate::path;
 use crate::route::RoutePolicy;
@@ -78,6 +78,22 @@ impl Snapshot {
             owned_base,
         }
         .with_http(HttpRules::default())
+    }
+
+    /// The request path `config` describes, over the key stores of its
+    /// JWKS issuers and an upstream client: the one place it is assembled
+    /// (reloads, tests and benchmarks all come through here).
+    pub fn from_config(config: &Config, stores: &[Arc<KeyStore>], upstream: Arc<Upstream>) -> Self {
+        Snapshot::new(
+            RoutePolicy::new(config.routes.clone()),
+            &config.auth,
+            stores,
+            config.limits.max_token_bytes,
+            upstream,
+        )
+        .with_http(config.http.clone())
+        .with_tunnel_idle_timeout(config.limits.tunnel_idle_timeout)
+        .with_access_log(config.access_log)
     }
 
     /// Logs every request, not only rejections (`access_log: true`).
