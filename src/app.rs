@@ -106,6 +106,9 @@ impl App {
     /// Reloads read the file the config came from, if it came from one.
     pub fn new(config: Config) -> Result<App, RunError> {
         crate::install_crypto_providers();
+        for note in &config.notes {
+            tracing::info!(note, "configuration note");
+        }
         let metrics = Arc::new(Metrics::new()?);
         let connections = crate::server::connections_gauge(metrics.registry())?;
         let tls = config.tls.as_ref().map(crate::tls::acceptor).transpose()?;

@@ -241,6 +241,9 @@ impl Reloader {
         self.0.proxy.replace(snapshot);
         *state = next;
         self.0.metrics.record(ReloadResult::Ok);
+        for note in &config.notes {
+            tracing::info!(note, "configuration note");
+        }
         tracing::info!(config = %config.origin, "configuration reloaded");
         Ok(())
     }

@@ -155,6 +155,39 @@ auth:
     assert!(!stderr.contains("issuers[6]"), "loopback http is allowed:\n{stderr}");
 }
 
+/// A copy of a provider's published set (an encryption key, an algorithm we
+/// do not verify beside the signing keys) loads as a `jwks_file`: the keys
+/// not for us are skipped with a note saying which and why, as they are
+/// when the same set is fetched from a `jwks_url`.
+#[test]
+fn a_providers_real_key_set_loads_as_a_jwks_file_with_its_skipped_keys_noted() {
+    let dir = temp_dir("cli-jwks-notes");
+    let file = dir.join("tokengate.yaml");
+    let x = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo";
+    let y = "_9l3n6b8Ty8qVTPrVRTTs8DGgFu-Rk2ygJlTb5bZ3_0";
+    let jwks = serde_json::json!({"keys": [
+        {"kty": "EC", "crv": "P-256", "use": "enc", "alg": "ECDH-ES", "kid": "enc-1", "x": x, "y": y},
+        {"kty": "EC", "crv": "P-256", "alg": "ES256K", "kid": "k1", "x": x, "y": y},
+        {"kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": "sig-1", "x": x, "y": y},
+    ]});
+    std::fs::write(dir.join("provider-jwks.json"), jwks.to_string()).unwrap();
+    std::fs::write(
+        &file,
+        "upstream: { url: \"http://127.0.0.1:3000\" }\nauth:\n  issuers:\n    - { issuer: https://op.example.com, jwks_file: provider-jwks.json }\n",
+    )
+    .unwrap();
+    let out = check_config(&file);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    for expected in [
+        "note: auth.issuers[0].jwks_file: key 0 (kid enc-1): use is \"enc\", not \"sig\", skipped",
+        "note: auth.issuers[0].jwks_file: key 1 (kid k1): unsupported alg ES256K, skipped",
+    ] {
+        assert!(stdout.contains(expected), "missing {expected:?} in:\n{stdout}");
+    }
+    assert!(!stdout.contains("sig-1"), "the usable key is not noted:\n{stdout}");
+}
+
 #[test]
 fn token_mint_signs_with_the_embedded_dev_key() {
     let out = Command::new(BIN)

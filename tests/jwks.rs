@@ -346,3 +346,66 @@ auth:
     let age = metric(proxy.admin, r#"tokengate_jwks_age_seconds{issuer="https://idp.test/"}"#).await;
     assert!((0.0..5.0).contains(&age), "age {age}");
 }
+
+/// One rule for both sources: a key not for us (`use: enc`) is skipped from
+/// a `jwks_file` and from a `jwks_url` alike, each with an info log line
+/// naming the key and the reason.
+#[tokio::test]
+async fn skipped_keys_are_logged_with_their_reason_from_a_file_and_from_a_url() {
+    let dir = temp_dir("jwks-skip-log");
+    let mut enc = jwk(Algorithm::ES256, "file-enc");
+    enc["use"] = "enc".into();
+    std::fs::write(
+        dir.join("keys.json"),
+        json!({ "keys": [enc, jwk(Algorithm::EdDSA, "file-key")] }).to_string(),
+    )
+    .unwrap();
+    let mut remote_enc = jwk(Algorithm::ES256, "url-enc");
+    remote_enc["use"] = "enc".into();
+    let idp = JwksServer::start(vec![remote_enc, jwk(Algorithm::ES256, "url-key")]).await;
+    let file = dir.join("tokengate.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "listen: \"127.0.0.1:0\"\nadmin: {{ listen: \"127.0.0.1:0\" }}\nupstream: {{ url: \"http://127.0.0.1:9\" }}\nauth:\n  issuers:\n    - {{ issuer: \"{IDP}\", jwks_file: keys.json, jwks_url: \"{}\" }}\n",
+            idp.url()
+        ),
+    )
+    .unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tokengate"))
+        .args(["--log-format", "json", "run", "--config"])
+        .arg(&file)
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(child.stderr.take().unwrap()));
+    let (mut from_file, mut from_url) = (None, None);
+    while from_file.is_none() || from_url.is_none() {
+        let line = tokio::time::timeout(DEADLINE, lines.next_line())
+            .await
+            .expect("both skips are logged")
+            .unwrap()
+            .expect("the proxy is running");
+        let v: Value = serde_json::from_str(&line).unwrap();
+        if v["level"] == "INFO" && line.contains("file-enc") {
+            from_file = Some(v);
+        } else if v["level"] == "INFO" && line.contains("url-enc") {
+            from_url = Some(v);
+        }
+    }
+    let (from_file, from_url) = (from_file.unwrap(), from_url.unwrap());
+    assert!(
+        from_file["note"]
+            .as_str()
+            .unwrap()
+            .contains("use is \"enc\", not \"sig\""),
+        "{from_file}"
+    );
+    assert_eq!(from_url["message"], "JWKS key skipped", "{from_url}");
+    assert!(
+        from_url["why"].as_str().unwrap().contains("use is \"enc\""),
+        "{from_url}"
+    );
+    child.kill().await.unwrap();
+}

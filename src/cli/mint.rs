@@ -49,10 +49,10 @@ pub(crate) fn mint(auth: &AuthConfig, options: &MintOptions, now: i64) -> Result
         .issuers
         .iter()
         .flat_map(|i| i.keys.iter().map(move |k| (i, k)))
-        .filter_map(|(i, k)| k.sign.as_ref().map(|s| (i, k, s)));
-    let (issuer, key, signing): (_, _, &EncodingKey) = match &options.kid {
+        .filter_map(|(i, k)| Some((i, k, k.sign.as_ref()?, k.algorithm.signable()?)));
+    let (issuer, key, signing, algorithm): (_, _, &EncodingKey, _) = match &options.kid {
         Some(kid) => candidates
-            .find(|(_, k, _)| k.kid.as_deref() == Some(kid.as_str()))
+            .find(|(_, k, ..)| k.kid.as_deref() == Some(kid.as_str()))
             .ok_or_else(|| MintError::UnknownKid(kid.clone()))?,
         None => candidates.next().ok_or(MintError::NoSigningKey)?,
     };
@@ -75,7 +75,7 @@ pub(crate) fn mint(auth: &AuthConfig, options: &MintOptions, now: i64) -> Result
     for (name, value) in &options.claims {
         claims.insert(name.clone(), value.clone());
     }
-    let mut header = Header::new(key.algorithm);
+    let mut header = Header::new(algorithm);
     header.kid = key.kid.clone();
     Ok(jsonwebtoken::encode(&header, &claims, signing)?)
 }

@@ -70,6 +70,9 @@ pub(super) fn check_config(path: Option<&Path>) -> ExitCode {
         // file is still checked, with a placeholder standing in.
         println!("note: environment variable `{name}` is not set here; `tokengate run` will need it");
     }
+    for note in &config.notes {
+        println!("note: {note}");
+    }
     let summary = format!(
         "{}: OK (listen {}, admin {}, {} issuer(s), {} key(s), {} route(s), tls {})",
         config.origin,

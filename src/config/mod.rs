@@ -21,6 +21,8 @@ use http::HeaderName;
 use http::Uri;
 use http::uri::Authority;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+
+use crate::keys::Alg;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 pub use duration::{format_duration, parse_duration};
@@ -74,6 +76,9 @@ pub struct Config {
     /// checked with [`Config::load_for_check`] (placeholders stood in);
     /// always empty for a config that can run.
     pub unset_env: Vec<String>,
+    /// Things worth one info line at start and reload, and a `note:` from
+    /// `check-config`: keys of a `jwks_file` that were skipped, and why.
+    pub notes: Vec<String>,
 }
 
 /// Whether environment variables the config names must be set.

@@ -66,7 +66,7 @@ pub struct JwksRemote {
     /// Trust anchors for the provider; `None` uses the compiled-in web PKI roots.
     pub ca: Option<Vec<CertificateDer<'static>>>,
     /// Algorithms a JWK may be used for (never HMAC).
-    pub algorithms: Vec<Algorithm>,
+    pub algorithms: Vec<Alg>,
     /// Refresh period when the provider sends no `Cache-Control: max-age`.
     pub refresh_interval: Duration,
     /// Lower bound on the refresh period (and cap of the retry backoff).
@@ -84,7 +84,7 @@ pub struct Key {
     /// The `kid` tokens name; optional only when the issuer has one key.
     pub kid: Option<String>,
     /// The only algorithm this key verifies; the token's `alg` must equal it.
-    pub algorithm: Algorithm,
+    pub algorithm: Alg,
     /// Material for verification.
     pub verify: DecodingKey,
     /// Material for `token mint` and the demo (secret or private key), if given.

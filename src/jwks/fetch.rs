@@ -173,12 +173,14 @@ async fn run(store: Weak<KeyStore>, wake: Arc<tokio::sync::Notify>, remote: Jwks
         let next = match fetch_once(&client, &remote).await {
             Ok((parsed, max_age)) => {
                 s.metrics.fetched(&s.issuer, Ok(()));
-                for why in &parsed.skipped {
-                    tracing::debug!(issuer = %s.issuer, why, "JWKS key skipped");
-                }
                 let keys = parsed.set.sources();
                 let skipped = parsed.skipped.len();
+                // Each skipped key once per change of the set, as for a
+                // jwks_file at start; an unchanged refetch says nothing.
                 if s.publish(parsed.set, unix_ms()) || was_failing {
+                    for why in &parsed.skipped {
+                        tracing::info!(issuer = %s.issuer, why, "JWKS key skipped");
+                    }
                     tracing::info!(issuer = %s.issuer, url = %remote.url, keys, skipped, "JWKS loaded");
                 }
                 failures = 0;

@@ -12,24 +12,26 @@ use std::str::FromStr;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::Jwk;
-use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
+use jsonwebtoken::{AlgorithmFamily, DecodingKey};
 use serde_json::Value;
 
-use super::{KeySet, VerifyKey};
+use super::{Alg, KeySet, VerifyKey};
 
 /// Every algorithm a JWK can serve (never HMAC); RSA ones first.
-pub const ASYMMETRIC_ALGORITHMS: &[Algorithm] = &[
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-    Algorithm::ES256,
-    Algorithm::ES384,
-    Algorithm::EdDSA,
+pub const ASYMMETRIC_ALGORITHMS: &[Alg] = &[
+    Alg::RS256,
+    Alg::RS384,
+    Alg::RS512,
+    Alg::PS256,
+    Alg::PS384,
+    Alg::PS512,
+    Alg::ES256,
+    Alg::ES384,
+    Alg::ES512,
+    Alg::EdDSA,
+    Alg::Ed25519,
 ];
-const RSA_ALGORITHMS: &[Algorithm] = ASYMMETRIC_ALGORITHMS.split_at(6).0;
+const RSA_ALGORITHMS: &[Alg] = ASYMMETRIC_ALGORITHMS.split_at(6).0;
 
 /// The most JWKs one document may hold; providers publish a handful.
 pub const MAX_KEYS: usize = 100;
@@ -60,7 +62,7 @@ pub struct Parsed {
 }
 
 /// Parses `doc`, keeping the keys whose algorithm is in `allowed`.
-pub fn parse(doc: &[u8], allowed: &[Algorithm]) -> Result<Parsed, JwksError> {
+pub fn parse(doc: &[u8], allowed: &[Alg]) -> Result<Parsed, JwksError> {
     let value: Value = serde_json::from_slice(doc).map_err(|e| JwksError::NotJwks(e.to_string()))?;
     let Some(entries) = value.get("keys").and_then(Value::as_array) else {
         return Err(JwksError::NotJwks("no \"keys\" array".into()));
@@ -97,7 +99,7 @@ pub fn parse(doc: &[u8], allowed: &[Algorithm]) -> Result<Parsed, JwksError> {
 
 /// The keys one JWK yields (several when an RSA key names no `alg` and more
 /// than one RSA algorithm is allowed), or why it yields none.
-fn jwk_keys(entry: &Value, allowed: &[Algorithm]) -> Result<Vec<VerifyKey>, String> {
+fn jwk_keys(entry: &Value, allowed: &[Alg]) -> Result<Vec<VerifyKey>, String> {
     let kty = entry.get("kty").and_then(Value::as_str).ok_or("no kty")?;
     if kty == "oct" {
         return Err("symmetric (oct) keys are never taken from a JWKS".into());
@@ -122,21 +124,22 @@ fn jwk_keys(entry: &Value, allowed: &[Algorithm]) -> Result<Vec<VerifyKey>, Stri
     };
     let crv = entry.get("crv").and_then(Value::as_str);
     // What the key material can do, from its type and curve.
-    let capable: &[Algorithm] = match (kty, crv) {
+    let capable: &[Alg] = match (kty, crv) {
         ("RSA", _) => RSA_ALGORITHMS,
-        ("EC", Some("P-256")) => &[Algorithm::ES256],
-        ("EC", Some("P-384")) => &[Algorithm::ES384],
-        ("OKP", Some("Ed25519")) => &[Algorithm::EdDSA],
+        ("EC", Some("P-256")) => &[Alg::ES256],
+        ("EC", Some("P-384")) => &[Alg::ES384],
+        ("EC", Some("P-521")) => &[Alg::ES512],
+        ("OKP", Some("Ed25519")) => &[Alg::EdDSA, Alg::Ed25519],
         (kty, crv) => return Err(format!("unsupported key type {kty} (crv {})", crv.unwrap_or("none"))),
     };
-    let algorithms: Vec<Algorithm> = match entry.get("alg") {
+    let algorithms: Vec<Alg> = match entry.get("alg") {
         Some(Value::String(alg)) => {
-            let alg = Algorithm::from_str(alg).map_err(|_| format!("unsupported alg {alg}"))?;
+            let alg = Alg::from_str(alg).map_err(|_| format!("unsupported alg {alg}"))?;
             if !capable.contains(&alg) {
-                return Err(format!("alg {alg:?} does not fit a {kty} key"));
+                return Err(format!("alg {alg} does not fit a {kty} key"));
             }
             if !allowed.contains(&alg) {
-                return Err(format!("alg {alg:?} is not in the issuer's algorithms"));
+                return Err(format!("alg {alg} is not in the issuer's algorithms"));
             }
             vec![alg]
         }
@@ -146,7 +149,13 @@ fn jwk_keys(entry: &Value, allowed: &[Algorithm]) -> Result<Vec<VerifyKey>, Stri
     if algorithms.is_empty() {
         return Err(format!("no algorithm of the issuer's list fits a {kty} key"));
     }
-    let jwk: Jwk = serde_json::from_value(entry.clone()).map_err(|e| format!("malformed: {e}"))?;
+    // `alg` is judged above; jsonwebtoken's JWK type knows fewer names
+    // (not `Ed25519`) and would refuse the key over it.
+    let mut material = entry.clone();
+    if let Some(fields) = material.as_object_mut() {
+        fields.remove("alg");
+    }
+    let jwk: Jwk = serde_json::from_value(material).map_err(|e| format!("malformed: {e}"))?;
     let verify = DecodingKey::from_jwk(&jwk).map_err(|e| format!("malformed: {e}"))?;
     check_material(kty, crv, entry, &verify)?;
     Ok(algorithms
@@ -176,7 +185,11 @@ fn check_material(kty: &str, crv: Option<&str>, entry: &Value, key: &DecodingKey
             }
         }
         ("EC", Some(curve)) => {
-            let coordinate = if curve == "P-256" { 32 } else { 48 };
+            let coordinate = match curve {
+                "P-256" => 32,
+                "P-384" => 48,
+                _ => 66,
+            };
             let point_len = key.try_get_as_bytes().map(<[u8]>::len).unwrap_or(0);
             if point_len != 1 + 2 * coordinate {
                 return Err(format!("x/y do not form a {curve} point"));
@@ -195,7 +208,7 @@ fn check_material(kty: &str, crv: Option<&str>, entry: &Value, key: &DecodingKey
 mod tests {
     use super::*;
 
-    const ALL: &[Algorithm] = &[Algorithm::RS256, Algorithm::PS256, Algorithm::ES256, Algorithm::EdDSA];
+    const ALL: &[Alg] = &[Alg::RS256, Alg::PS256, Alg::ES256, Alg::EdDSA];
 
     fn ed_jwk(kid: &str) -> Value {
         serde_json::json!({"kty": "OKP", "crv": "Ed25519", "kid": kid, "x": URL_SAFE_NO_PAD.encode([7u8; 32])})
@@ -222,7 +235,7 @@ mod tests {
         assert!(err.to_string().contains("does not fit"), "{err}");
         let err = parse(
             serde_json::json!({"keys": [ed_jwk("k")]}).to_string().as_bytes(),
-            &[Algorithm::RS256],
+            &[Alg::RS256],
         )
         .unwrap_err();
         assert!(err.to_string().contains("no algorithm"), "{err}");
@@ -244,7 +257,7 @@ mod tests {
             serde_json::json!({"kty": "RSA", "kid": "r", "n": URL_SAFE_NO_PAD.encode([0xC5u8; 256]), "e": "AQAB"});
         let parsed = parse(serde_json::json!({"keys": [rsa]}).to_string().as_bytes(), ALL).unwrap();
         let algs: Vec<_> = parsed.set.keys().iter().map(|k| k.algorithm).collect();
-        assert_eq!(algs, [Algorithm::RS256, Algorithm::PS256]);
+        assert_eq!(algs, [Alg::RS256, Alg::PS256]);
         assert_eq!(parsed.set.sources(), 1);
     }
 

@@ -3,9 +3,14 @@
 //! imports nothing of ours, so the config (which reads key files) and the
 //! remote key stores (`crate::jwks`, which fetch documents) both build on it.
 
+mod alg;
 pub mod jwks;
 
-use jsonwebtoken::{Algorithm, DecodingKey};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::DecodingKey;
+
+pub use self::alg::{Alg, Family, UnknownAlg};
 
 /// One verification key pinned to one algorithm.
 #[derive(Clone)]
@@ -13,9 +18,32 @@ pub struct VerifyKey {
     /// The `kid` tokens name, if the key has one.
     pub kid: Option<String>,
     /// The only algorithm this key verifies.
-    pub algorithm: Algorithm,
+    pub algorithm: Alg,
     /// The public key (or HMAC secret, for configured keys only).
     pub verify: DecodingKey,
+}
+
+impl VerifyKey {
+    /// True when `signature_b64` (base64url) signs `message` under this key
+    /// and its algorithm.
+    pub fn verifies(&self, signature_b64: &str, message: &[u8]) -> bool {
+        match self.algorithm.jsonwebtoken() {
+            Some(alg) => jsonwebtoken::crypto::verify(signature_b64, message, &self.verify, alg).unwrap_or(false),
+            None => verify_es512(signature_b64, message, &self.verify),
+        }
+    }
+}
+
+/// ES512 (RFC 7518 §3.4): the signature is r || s, 66 bytes each; the key
+/// is the uncompressed P-521 point jsonwebtoken keeps as raw bytes.
+fn verify_es512(signature_b64: &str, message: &[u8], key: &DecodingKey) -> bool {
+    use aws_lc_rs::signature::{ECDSA_P521_SHA512_FIXED, UnparsedPublicKey};
+    let (Ok(signature), Ok(point)) = (URL_SAFE_NO_PAD.decode(signature_b64), key.try_get_as_bytes()) else {
+        return false;
+    };
+    UnparsedPublicKey::new(&ECDSA_P521_SHA512_FIXED, point)
+        .verify(message, &signature)
+        .is_ok()
 }
 
 impl std::fmt::Debug for VerifyKey {

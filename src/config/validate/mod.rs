@@ -7,6 +7,8 @@ use std::time::Duration;
 use http::HeaderName;
 use http::uri::{Authority, Uri};
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, DecodingKeyKind, EncodingKey};
+
+use crate::keys::{Alg, Family};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -67,6 +69,8 @@ struct Check<'a> {
     env: Env,
     /// Variables that were unset under `Env::MayBeUnset`.
     unset_env: Vec<String>,
+    /// See [`Config::notes`].
+    notes: Vec<String>,
     files: FileBase<'a>,
     /// Files read so far, for the reload watcher.
     read: Vec<std::path::PathBuf>,
@@ -192,6 +196,7 @@ pub(super) fn validate(raw: RawConfig, files: FileBase<'_>, env: Env) -> Result<
         problems: Vec::new(),
         env,
         unset_env: Vec::new(),
+        notes: Vec::new(),
         files,
         read: Vec::new(),
     };
@@ -247,20 +252,24 @@ pub(super) fn validate(raw: RawConfig, files: FileBase<'_>, env: Env) -> Result<
                 ),
             );
         }
-        auth.issuers.push(Issuer {
-            issuer: s.issuer.clone(),
-            audiences: vec![s.audience.clone()],
-            keys: vec![Key {
-                kid: Some(s.signing.kid.clone()),
-                algorithm: s.signing.algorithm,
-                verify: s.signing.verify.clone(),
-                sign: Some(s.signing.key.clone()),
-            }],
-            jwks_file_keys: None,
-            remote: None,
-            // RFC 9068 access tokens: an ID token of the same key never passes.
-            token_type: Some("at+jwt".to_owned()),
-        });
+        // Every algorithm the session issuer signs with has a name of ours;
+        // were one missing, its tokens would fail closed (401).
+        if let Some(algorithm) = Alg::of(s.signing.algorithm) {
+            auth.issuers.push(Issuer {
+                issuer: s.issuer.clone(),
+                audiences: vec![s.audience.clone()],
+                keys: vec![Key {
+                    kid: Some(s.signing.kid.clone()),
+                    algorithm,
+                    verify: s.signing.verify.clone(),
+                    sign: Some(s.signing.key.clone()),
+                }],
+                jwks_file_keys: None,
+                remote: None,
+                // RFC 9068 access tokens: an ID token of the same key never passes.
+                token_type: Some("at+jwt".to_owned()),
+            });
+        }
     }
     let mut taken = vec![listen, admin.listen];
     taken.extend(sessions.as_ref().map(|s| s.control.listen));
@@ -303,6 +312,7 @@ pub(super) fn validate(raw: RawConfig, files: FileBase<'_>, env: Env) -> Result<
         files: c.read,
         path: None,
         unset_env: c.unset_env,
+        notes: c.notes,
     })
 }
 

@@ -3,13 +3,13 @@
 use super::*;
 
 pub(super) fn key(c: &mut Check<'_>, path: &str, raw: &RawKey) -> Option<Key> {
-    let algorithm = match Algorithm::from_str(&raw.algorithm.value) {
+    let algorithm = match Alg::from_str(&raw.algorithm.value) {
         Ok(a) => a,
         Err(_) => {
             let hint = if raw.algorithm.value.eq_ignore_ascii_case("none") {
-                "`none` is never accepted: every token must be signed"
+                "`none` is never accepted: every token must be signed".to_owned()
             } else {
-                "use one of HS256 HS384 HS512 RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA"
+                format!("use one of {}", Alg::names(&Alg::ALL))
             };
             c.problem(
                 format!("{path}.algorithm"),
@@ -19,14 +19,14 @@ pub(super) fn key(c: &mut Check<'_>, path: &str, raw: &RawKey) -> Option<Key> {
             return None;
         }
     };
-    if algorithm.family() == AlgorithmFamily::Hmac {
+    if algorithm.family() == Family::Hmac {
         hmac_key(c, path, raw, algorithm)
     } else {
         public_key(c, path, raw, algorithm)
     }
 }
 
-pub(super) fn hmac_key(c: &mut Check<'_>, path: &str, raw: &RawKey, algorithm: Algorithm) -> Option<Key> {
+pub(super) fn hmac_key(c: &mut Check<'_>, path: &str, raw: &RawKey, algorithm: Alg) -> Option<Key> {
     for (field, v) in [
         ("public_key_file", &raw.public_key_file),
         ("private_key_file", &raw.private_key_file),
@@ -44,7 +44,7 @@ pub(super) fn hmac_key(c: &mut Check<'_>, path: &str, raw: &RawKey, algorithm: A
         path,
         (raw.secret_file.as_ref(), raw.secret_env.as_ref()),
         raw.secret_encoding.as_ref(),
-        algorithm,
+        algorithm.name(),
         line(&raw.algorithm),
     )?;
     let secret = secret.as_slice();
@@ -141,7 +141,7 @@ pub(super) fn hmac_secret(
     path: &str,
     sources: (Option<&S<String>>, Option<&S<String>>),
     encoding: Option<&S<String>>,
-    algorithm: Algorithm,
+    algorithm: &str,
     at: Option<u64>,
 ) -> Option<Vec<u8>> {
     let secret = secret(
@@ -153,8 +153,8 @@ pub(super) fn hmac_secret(
     )?;
     let secret = decode_secret(c, path, encoding, secret)?;
     let min = match algorithm {
-        Algorithm::HS384 => 48,
-        Algorithm::HS512 => 64,
+        "HS384" => 48,
+        "HS512" => 64,
         _ => 32,
     };
     if secret.len() < min {
@@ -162,7 +162,7 @@ pub(super) fn hmac_secret(
             path,
             at,
             format!(
-                "the {algorithm:?} secret is {} bytes; at least {min} are required (RFC 7518 §3.2)",
+                "the {algorithm} secret is {} bytes; at least {min} are required (RFC 7518 §3.2)",
                 secret.len()
             ),
         );
@@ -171,13 +171,13 @@ pub(super) fn hmac_secret(
     Some(secret)
 }
 
-pub(super) fn public_key(c: &mut Check<'_>, path: &str, raw: &RawKey, algorithm: Algorithm) -> Option<Key> {
+pub(super) fn public_key(c: &mut Check<'_>, path: &str, raw: &RawKey, algorithm: Alg) -> Option<Key> {
     for (field, v) in [("secret_file", &raw.secret_file), ("secret_env", &raw.secret_env)] {
         if let Some(v) = v {
             c.problem(
                 format!("{path}.{field}"),
                 line(v),
-                format!("a {algorithm:?} key is verified with a public key (public_key_file), never a secret"),
+                format!("a {algorithm} key is verified with a public key (public_key_file), never a secret"),
             );
         }
     }
@@ -185,15 +185,15 @@ pub(super) fn public_key(c: &mut Check<'_>, path: &str, raw: &RawKey, algorithm:
         c.problem(
             path,
             line(&raw.algorithm),
-            format!("a {algorithm:?} key needs public_key_file"),
+            format!("a {algorithm} key needs public_key_file"),
         );
         return None;
     };
     let pem = c.read(&format!("{path}.public_key_file"), pub_file)?;
     let family = algorithm.family();
     let verify = match family {
-        AlgorithmFamily::Rsa => DecodingKey::from_rsa_pem(&pem),
-        AlgorithmFamily::Ec => DecodingKey::from_ec_pem(&pem),
+        Family::Rsa => DecodingKey::from_rsa_pem(&pem),
+        Family::Ec => DecodingKey::from_ec_pem(&pem),
         _ => DecodingKey::from_ed_pem(&pem),
     };
     let verify = match verify {
@@ -210,15 +210,16 @@ pub(super) fn public_key(c: &mut Check<'_>, path: &str, raw: &RawKey, algorithm:
     // The EC point length tells the curve: a P-256 key must not be pinned to ES384.
     if let DecodingKeyKind::SecretOrDer(point) = verify.kind() {
         let expected = match algorithm {
-            Algorithm::ES256 => Some(65),
-            Algorithm::ES384 => Some(97),
+            Alg::ES256 => Some(65),
+            Alg::ES384 => Some(97),
+            Alg::ES512 => Some(133),
             _ => None,
         };
         if expected.is_some_and(|n| n != point.len()) {
             c.problem(
                 format!("{path}.public_key_file"),
                 line(pub_file),
-                format!("the key's curve does not match {algorithm:?} (ES256 needs P-256, ES384 needs P-384)"),
+                format!("the key's curve does not match {algorithm} (ES256 needs P-256, ES384 P-384, ES512 P-521)"),
             );
             return None;
         }
@@ -226,14 +227,22 @@ pub(super) fn public_key(c: &mut Check<'_>, path: &str, raw: &RawKey, algorithm:
     let sign = match &raw.private_key_file {
         None => None,
         Some(f) => {
+            let Some(signing) = algorithm.signable() else {
+                c.problem(
+                    format!("{path}.private_key_file"),
+                    line(f),
+                    format!("tokengate verifies {algorithm} but cannot sign with it (token mint, demo): leave private_key_file out"),
+                );
+                return None;
+            };
             let pem = c.read(&format!("{path}.private_key_file"), f)?;
             let key = match family {
-                AlgorithmFamily::Rsa => EncodingKey::from_rsa_pem(&pem),
-                AlgorithmFamily::Ec => EncodingKey::from_ec_pem(&pem),
+                Family::Rsa => EncodingKey::from_rsa_pem(&pem),
+                Family::Ec => EncodingKey::from_ec_pem(&pem),
                 _ => EncodingKey::from_ed_pem(&pem),
             };
             match key {
-                Ok(k) if pair_matches(&k, &verify, algorithm) => Some(k),
+                Ok(k) if pair_matches(&k, &verify, signing) => Some(k),
                 Ok(_) => {
                     c.problem(
                         format!("{path}.private_key_file"),

@@ -154,7 +154,7 @@ pub(super) fn signing_key(c: &mut Check<'_>, raw: &RawSigningKey) -> Option<Sign
             path,
             (raw.secret_file.as_ref(), raw.secret_env.as_ref()),
             raw.secret_encoding.as_ref(),
-            algorithm,
+            &format!("{algorithm:?}"),
             at,
         )?;
         (

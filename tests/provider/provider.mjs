@@ -1,0 +1,98 @@
+// A real OpenID Provider (panva's certified oidc-provider) for the tests:
+// discovery, a JWKS with every signing algorithm and an encryption key (as
+// real providers publish), RFC 9068 JWT access tokens and opaque ones from
+// the client-credentials grant, RFC 7662 introspection, and back-channel
+// logout. Usage: node provider.mjs CONFIG_JSON, where CONFIG_JSON is
+// {"port": N, "backchannel_logout_uri": "http://...", "introspection_secret": "..."}.
+// Prints "listening <issuer>" once it serves.
+//
+// Test-only route: POST /test/backchannel-logout?sub=S&sid=SID makes the
+// provider send its real logout token (Client#backchannelLogout, what an
+// end-session does for every client with a back-channel URI) to the
+// `rp` client's backchannel_logout_uri, and answers 204, or 502 with why.
+import http from 'node:http';
+import * as jose from 'jose';
+import Provider from 'oidc-provider';
+
+const config = JSON.parse(process.argv[2]);
+const issuer = `http://127.0.0.1:${config.port}`;
+
+async function key(alg, options = {}) {
+  const { privateKey } = await jose.generateKeyPair(alg, { extractable: true, ...options });
+  return { ...(await jose.exportJWK(privateKey)), alg, use: 'sig', kid: `op-${alg}` };
+}
+const keys = [
+  await key('RS256'), await key('PS256'), await key('ES256'), await key('ES384'),
+  await key('EdDSA', { crv: 'Ed25519' }), await key('Ed25519'),
+  // Not for us: a provider's encryption key, skipped by tokengate.
+  { ...(await jose.exportJWK((await jose.generateKeyPair('RSA-OAEP', { extractable: true })).privateKey)),
+    alg: 'RSA-OAEP', use: 'enc', kid: 'op-enc' },
+];
+const signing = ['RS256', 'PS256', 'ES256', 'ES384', 'EdDSA', 'Ed25519'];
+
+const clients = [
+  {
+    client_id: 'api-client', client_secret: 'api-client-secret-0123456789abcdef',
+    grant_types: ['client_credentials'], redirect_uris: [], response_types: [],
+    scope: 'read write',
+  },
+  {
+    // The relying party whose sessions tokengate ends on a back-channel logout.
+    client_id: 'rp', client_secret: 'rp-secret-0123456789abcdef0123456789',
+    grant_types: ['client_credentials'], redirect_uris: [], response_types: [],
+    backchannel_logout_uri: config.backchannel_logout_uri ?? 'http://127.0.0.1:9/none',
+    backchannel_logout_session_required: true,
+  },
+  {
+    // tokengate's credentials for introspection.
+    client_id: 'tokengate', client_secret: config.introspection_secret ?? 'tokengate-introspection-secret-0123',
+    grant_types: ['client_credentials'], redirect_uris: [], response_types: [],
+  },
+];
+
+const provider = new Provider(issuer, {
+  clients,
+  scopes: ['openid', 'offline_access', 'read', 'write'],
+  jwks: { keys },
+  enabledJWA: { idTokenSigningAlgValues: signing },
+  features: {
+    clientCredentials: { enabled: true },
+    introspection: { enabled: true },
+    backchannelLogout: { enabled: true },
+    devInteractions: { enabled: false },
+    // Makes the provider publish its encryption key, as Keycloak does.
+    encryption: { enabled: true },
+    resourceIndicators: {
+      enabled: true,
+      defaultResource: () => 'urn:api:ES256',
+      // urn:api:<ALG> issues RFC 9068 JWT access tokens signed with ALG;
+      // urn:api:opaque issues opaque ones (introspection only).
+      getResourceServerInfo: (ctx, resource) => {
+        const alg = resource.replace('urn:api:', '');
+        if (alg === 'opaque') {
+          return { scope: 'read write', audience: 'urn:api:opaque', accessTokenFormat: 'opaque', accessTokenTTL: 300 };
+        }
+        if (!signing.includes(alg)) throw new Error(`unknown resource ${resource}`);
+        return { scope: 'read write', audience: 'urn:api', accessTokenFormat: 'jwt', accessTokenTTL: 300, jwt: { sign: { alg } } };
+      },
+      useGrantedResource: () => true,
+    },
+  },
+});
+
+const callback = provider.callback();
+const server = http.createServer(async (req, res) => {
+  const url = new URL(req.url, issuer);
+  if (req.method === 'POST' && url.pathname === '/test/backchannel-logout') {
+    try {
+      const client = await provider.Client.find('rp');
+      await client.backchannelLogout(url.searchParams.get('sub'), url.searchParams.get('sid'));
+      res.writeHead(204).end();
+    } catch (e) {
+      res.writeHead(502, { 'content-type': 'text/plain' }).end(String(e));
+    }
+    return;
+  }
+  callback(req, res);
+});
+server.listen(config.port, '127.0.0.1', () => console.log(`listening ${issuer}`));
