@@ -81,6 +81,13 @@ pub struct Config {
     pub notes: Vec<String>,
 }
 
+/// True for `localhost` and loopback IP literals: plain http to them never
+/// leaves the machine, so keys may be fetched that way.
+pub fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Whether environment variables the config names must be set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Env {

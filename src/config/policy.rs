@@ -61,8 +61,14 @@ pub struct Issuer {
 /// A JWKS published by an identity provider, and how it is kept current.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JwksRemote {
-    /// `https://` (or `http://` to a loopback address, or when allowed).
+    /// The JWKS URL, or with `discovery` the provider's metadata document
+    /// (`{issuer}/.well-known/openid-configuration`). `https://`, or
+    /// `http://` to a loopback address or when allowed.
     pub url: Uri,
+    /// Set when the keys are found through OIDC discovery: the RFC 8414
+    /// document (`/.well-known/oauth-authorization-server{path}`) tried when
+    /// the OpenID one is missing, and whether plain http may be followed.
+    pub discovery: Option<Discovery>,
     /// Trust anchors for the provider; `None` uses the compiled-in web PKI roots.
     pub ca: Option<Vec<CertificateDer<'static>>>,
     /// Algorithms a JWK may be used for (never HMAC).
@@ -77,6 +83,18 @@ pub struct JwksRemote {
     pub unknown_kid_cooldown: Duration,
     /// Time allowed for one fetch, connect to last byte.
     pub fetch_timeout: Duration,
+}
+
+/// How an issuer's metadata document is found and trusted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Discovery {
+    /// The configured issuer, which the document's `issuer` must equal exactly.
+    pub issuer: String,
+    /// RFC 8414's well-known URL, tried when the OpenID one answers 404.
+    pub oauth_url: Uri,
+    /// `jwks.allow_http`: a `jwks_uri` over plain http to a non-loopback host
+    /// is followed only then.
+    pub allow_http: bool,
 }
 
 /// One verification key with its pinned algorithm.

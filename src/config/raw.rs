@@ -179,6 +179,7 @@ pub(super) struct RawIssuer {
     pub(super) keys: Vec<RawKey>,
     pub(super) jwks_url: Option<S<String>>,
     pub(super) jwks_file: Option<S<String>>,
+    pub(super) discovery: Option<S<bool>>,
     pub(super) algorithms: Option<Vec<S<String>>>,
     pub(super) jwks: Option<RawJwks>,
     pub(super) token_type: Option<S<String>>,

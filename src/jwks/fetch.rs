@@ -9,7 +9,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, StatusCode, header};
+use http::{Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
@@ -19,7 +19,8 @@ use hyper_util::rt::TokioExecutor;
 use super::KeyStore;
 use crate::backoff::Backoff;
 use crate::clock::unix_ms;
-use crate::config::JwksRemote;
+use crate::config::{Discovery, JwksRemote};
+use crate::keys::Alg;
 use crate::keys::jwks::{self, JwksError};
 
 /// Why one fetch failed; `label` is the metric's `result`.
@@ -40,6 +41,19 @@ pub enum FetchError {
     /// The body is not a usable JWKS.
     #[error("{0}")]
     Invalid(#[from] JwksError),
+    /// The metadata document is not usable (not JSON, no `jwks_uri`, a
+    /// `jwks_uri` we may not follow, no algorithm we may use).
+    #[error("metadata document: {0}")]
+    Metadata(String),
+    /// The metadata document names another issuer: the mix-up defence
+    /// (OpenID Connect Discovery §4.3, RFC 8414 §3.3) refuses it whole.
+    #[error("metadata document names issuer {found:?}, not the configured {expected:?}")]
+    IssuerMismatch {
+        /// The configured issuer.
+        expected: String,
+        /// The document's `issuer`.
+        found: String,
+    },
 }
 
 impl FetchError {
@@ -50,6 +64,8 @@ impl FetchError {
             FetchError::Http(_) => "error",
             FetchError::Status(_) => "status",
             FetchError::TooLarge(_) | FetchError::Invalid(_) => "invalid",
+            FetchError::Metadata(_) => "invalid_metadata",
+            FetchError::IssuerMismatch { .. } => "issuer_mismatch",
         }
     }
 }
@@ -103,8 +119,10 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-async fn fetch_once(client: &HttpClient, remote: &JwksRemote) -> Result<(jwks::Parsed, Option<Duration>), FetchError> {
-    let request = Request::get(remote.url.clone())
+/// One GET of `url`: the body (at most [`MAX_JWKS_BYTES`]) and the
+/// `max-age` the provider gave.
+async fn get(client: &HttpClient, url: &Uri, timeout: Duration) -> Result<(Bytes, Option<Duration>), FetchError> {
+    let request = Request::get(url.clone())
         .header(header::ACCEPT, "application/jwk-set+json, application/json")
         .header(header::USER_AGENT, concat!("tokengate/", env!("CARGO_PKG_VERSION")))
         .body(Empty::new())
@@ -134,11 +152,145 @@ async fn fetch_once(client: &HttpClient, remote: &JwksRemote) -> Result<(jwks::P
                 }
             })?
             .to_bytes();
-        Ok((jwks::parse(&body, &remote.algorithms)?, max_age))
+        Ok((body, max_age))
     };
-    tokio::time::timeout(remote.fetch_timeout, work)
+    tokio::time::timeout(timeout, work)
         .await
-        .unwrap_or(Err(FetchError::Timeout(remote.fetch_timeout)))
+        .unwrap_or(Err(FetchError::Timeout(timeout)))
+}
+
+/// One fetch of the keys: the metadata document first when the issuer uses
+/// discovery (falling back to `last` when it fails and one was read before),
+/// then the JWKS. Returns the parsed set, the `max-age` to honour (the
+/// shorter of the two documents'), and the metadata used.
+async fn fetch_once(
+    client: &HttpClient,
+    remote: &JwksRemote,
+    last: Option<&Arc<Metadata>>,
+) -> (
+    Result<(jwks::Parsed, Option<Duration>), FetchError>,
+    Option<Arc<Metadata>>,
+    Option<FetchError>,
+) {
+    let (jwks_uri, algorithms, doc_age, metadata, doc_error) = match &remote.discovery {
+        None => (remote.url.clone(), remote.algorithms.clone(), None, None, None),
+        Some(discovery) => match discover(client, remote, discovery).await {
+            Ok((m, age)) => {
+                let m = Arc::new(m);
+                (m.jwks_uri.clone(), m.algorithms.clone(), age, Some(m), None)
+            }
+            // A provider whose metadata endpoint hiccups still serves its
+            // keys where it said they are.
+            Err(e) => match last {
+                Some(m) => (m.jwks_uri.clone(), m.algorithms.clone(), None, Some(m.clone()), Some(e)),
+                None => return (Err(e), None, None),
+            },
+        },
+    };
+    let keys = async {
+        let (body, age) = get(client, &jwks_uri, remote.fetch_timeout).await?;
+        let age = match (age, doc_age) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Ok((jwks::parse(&body, &algorithms)?, age))
+    };
+    (keys.await, metadata, doc_error)
+}
+
+/// Reads and checks the issuer's metadata document.
+async fn discover(
+    client: &HttpClient,
+    remote: &JwksRemote,
+    discovery: &Discovery,
+) -> Result<(Metadata, Option<Duration>), FetchError> {
+    let (body, age) = match get(client, &remote.url, remote.fetch_timeout).await {
+        // Not an OpenID Provider: an RFC 8414 authorization server.
+        Err(FetchError::Status(StatusCode::NOT_FOUND)) => {
+            get(client, &discovery.oauth_url, remote.fetch_timeout).await?
+        }
+        other => other?,
+    };
+    Ok((Metadata::parse(&body, discovery, &remote.algorithms)?, age))
+}
+
+/// What an issuer's metadata document told us.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metadata {
+    /// Where its keys are.
+    pub jwks_uri: Uri,
+    /// The algorithms its keys may be used for: the configured ones that
+    /// the document lists as signing algorithms (all configured ones when it
+    /// lists none).
+    pub algorithms: Vec<Alg>,
+    /// Its RFC 7662 introspection endpoint, if it has one.
+    pub introspection_endpoint: Option<Uri>,
+}
+
+impl Metadata {
+    /// Parses and checks a document against the configured issuer.
+    pub fn parse(body: &[u8], discovery: &Discovery, allowed: &[Alg]) -> Result<Metadata, FetchError> {
+        let doc: serde_json::Value =
+            serde_json::from_slice(body).map_err(|e| FetchError::Metadata(format!("not JSON: {e}")))?;
+        let text = |name: &str| doc.get(name).and_then(serde_json::Value::as_str);
+        // Exact comparison: no trailing-slash or case folding (OIDC
+        // Discovery §4.3), or a look-alike issuer would pass.
+        match text("issuer") {
+            Some(found) if found == discovery.issuer => {}
+            found => {
+                return Err(FetchError::IssuerMismatch {
+                    expected: discovery.issuer.clone(),
+                    found: found.unwrap_or("(none)").to_owned(),
+                });
+            }
+        }
+        let followable = |name: &str| -> Result<Option<Uri>, FetchError> {
+            let Some(value) = text(name) else { return Ok(None) };
+            let uri: Uri = value
+                .parse()
+                .map_err(|_| FetchError::Metadata(format!("{name} {value:?} is not a URL")))?;
+            let host = uri.host().unwrap_or_default();
+            let ok = uri.authority().is_some_and(|a| !a.as_str().contains('@'))
+                && match uri.scheme_str() {
+                    Some("https") => true,
+                    Some("http") => discovery.allow_http || crate::config::is_loopback_host(host),
+                    _ => false,
+                };
+            if !ok {
+                return Err(FetchError::Metadata(format!(
+                    "{name} {value:?} is not https (plain http only to a loopback address or with jwks.allow_http)"
+                )));
+            }
+            Ok(Some(uri))
+        };
+        let jwks_uri = followable("jwks_uri")?.ok_or_else(|| FetchError::Metadata("no jwks_uri".into()))?;
+        let introspection_endpoint = followable("introspection_endpoint")?;
+        // The signing algorithms an OpenID Provider lists (RFC 8414's
+        // metadata has no such list for tokens).
+        let listed: Vec<&str> = doc
+            .get("id_token_signing_alg_values_supported")
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(serde_json::Value::as_str)
+            .collect();
+        let algorithms: Vec<Alg> = if listed.is_empty() {
+            allowed.to_vec()
+        } else {
+            allowed.iter().copied().filter(|a| listed.contains(&a.name())).collect()
+        };
+        if algorithms.is_empty() {
+            return Err(FetchError::Metadata(format!(
+                "it lists no signing algorithm tokengate may use (it lists {})",
+                listed.join(" ")
+            )));
+        }
+        Ok(Metadata {
+            jwks_uri,
+            algorithms,
+            introspection_endpoint,
+        })
+    }
 }
 
 /// `max-age=N` from one Cache-Control value.
@@ -167,10 +319,29 @@ async fn run(store: Weak<KeyStore>, wake: Arc<tokio::sync::Notify>, remote: Jwks
     let client = client(&remote);
     let mut failures: u32 = 0;
     let mut was_failing = false;
+    let mut metadata_failing = false;
     loop {
         let Some(s) = store.upgrade() else { return };
         let serving_kid_refetch = s.refetch.lock().unwrap_or_else(|e| e.into_inner()).in_flight;
-        let next = match fetch_once(&client, &remote).await {
+        let last = s.metadata.load_full();
+        let (result, metadata, metadata_error) = fetch_once(&client, &remote, last.as_ref()).await;
+        match (&metadata_error, metadata_failing) {
+            (Some(e), false) => {
+                s.metrics.fetched(&s.issuer, Err(e));
+                tracing::warn!(issuer = %s.issuer, url = %remote.url, error = %e, "metadata fetch failed; using the last good document");
+            }
+            (Some(e), true) => s.metrics.fetched(&s.issuer, Err(e)),
+            (None, true) => tracing::info!(issuer = %s.issuer, url = %remote.url, "metadata fetched again"),
+            (None, false) => {}
+        }
+        metadata_failing = metadata_error.is_some();
+        if let Some(m) = metadata
+            && last.as_deref() != Some(&*m)
+        {
+            tracing::info!(issuer = %s.issuer, jwks_uri = %m.jwks_uri, algorithms = %Alg::names(&m.algorithms), "metadata loaded");
+            s.metadata.store(Some(m));
+        }
+        let next = match result {
             Ok((parsed, max_age)) => {
                 s.metrics.fetched(&s.issuer, Ok(()));
                 let keys = parsed.set.sources();
@@ -225,6 +396,71 @@ mod tests {
     }
 
     use super::*;
+
+    fn discovery(issuer: &str) -> Discovery {
+        Discovery {
+            issuer: issuer.into(),
+            oauth_url: "https://op.example/.well-known/oauth-authorization-server"
+                .parse()
+                .unwrap(),
+            allow_http: false,
+        }
+    }
+
+    #[test]
+    fn metadata_must_name_the_configured_issuer_exactly() {
+        let all = crate::keys::jwks::ASYMMETRIC_ALGORITHMS;
+        let doc =
+            |issuer: &str| serde_json::json!({"issuer": issuer, "jwks_uri": "https://op.example/jwks"}).to_string();
+        let ok = Metadata::parse(
+            doc("https://op.example").as_bytes(),
+            &discovery("https://op.example"),
+            all,
+        )
+        .unwrap();
+        assert_eq!(ok.jwks_uri, "https://op.example/jwks");
+        assert_eq!(ok.algorithms, all);
+        for other in ["https://op.example/", "https://OP.example", "https://evil.example", ""] {
+            let err = Metadata::parse(doc(other).as_bytes(), &discovery("https://op.example"), all).unwrap_err();
+            assert_eq!(err.label(), "issuer_mismatch", "{other}: {err}");
+        }
+        let no_issuer = br#"{"jwks_uri": "https://op.example/jwks"}"#;
+        let err = Metadata::parse(no_issuer, &discovery("https://op.example"), all).unwrap_err();
+        assert_eq!(err.label(), "issuer_mismatch");
+    }
+
+    #[test]
+    fn metadata_urls_and_algorithms() {
+        let all = crate::keys::jwks::ASYMMETRIC_ALGORITHMS;
+        let d = discovery("https://op.example");
+        let parse = |doc: serde_json::Value| Metadata::parse(doc.to_string().as_bytes(), &d, all);
+        let base = |jwks: &str| serde_json::json!({"issuer": "https://op.example", "jwks_uri": jwks});
+        // Plain http only to loopback; never with credentials or another scheme.
+        assert!(parse(base("http://127.0.0.1:8080/jwks")).is_ok());
+        for bad in [
+            "http://op.example/jwks",
+            "https://u:p@op.example/jwks",
+            "ftp://op.example/jwks",
+            "/jwks",
+        ] {
+            assert_eq!(parse(base(bad)).unwrap_err().label(), "invalid_metadata", "{bad}");
+        }
+        let err = parse(serde_json::json!({"issuer": "https://op.example"})).unwrap_err();
+        assert!(err.to_string().contains("no jwks_uri"), "{err}");
+        // The listed signing algorithms narrow the configured ones.
+        let mut doc = base("https://op.example/jwks");
+        doc["id_token_signing_alg_values_supported"] = serde_json::json!(["RS256", "HS256", "none", "Ed25519"]);
+        assert_eq!(parse(doc.clone()).unwrap().algorithms, [Alg::RS256, Alg::Ed25519]);
+        doc["id_token_signing_alg_values_supported"] = serde_json::json!(["HS256", "none"]);
+        assert_eq!(parse(doc).unwrap_err().label(), "invalid_metadata");
+        let mut doc = base("https://op.example/jwks");
+        doc["introspection_endpoint"] = "https://op.example/introspect".into();
+        assert_eq!(
+            parse(doc).unwrap().introspection_endpoint.unwrap(),
+            "https://op.example/introspect"
+        );
+        assert_eq!(Metadata::parse(b"[", &d, all).unwrap_err().label(), "invalid_metadata");
+    }
 
     #[test]
     fn max_age_directive() {

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry};
@@ -65,6 +65,8 @@ pub struct KeyStore {
     /// Bumped after every fetch attempt; waiters for a refetch watch it.
     attempts: watch::Sender<u64>,
     metrics: JwksMetrics,
+    /// The last good metadata document, for an issuer using discovery.
+    metadata: ArcSwapOption<fetch::Metadata>,
 }
 
 impl KeyStore {
@@ -80,6 +82,7 @@ impl KeyStore {
             wake: Arc::new(Notify::new()),
             attempts: watch::channel(0).0,
             metrics,
+            metadata: ArcSwapOption::empty(),
         })
     }
 
@@ -91,6 +94,11 @@ impl KeyStore {
     /// The remote's configuration.
     pub fn remote(&self) -> &JwksRemote {
         &self.remote
+    }
+
+    /// The issuer's metadata document as last read, when it uses discovery.
+    pub fn metadata(&self) -> Option<Arc<fetch::Metadata>> {
+        self.metadata.load_full()
     }
 
     /// The current keys (one atomic load; never blocks).

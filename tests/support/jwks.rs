@@ -32,6 +32,8 @@ struct State {
     max_age: Option<u64>,
     /// Answer with this status instead of the set.
     failing: Option<StatusCode>,
+    /// Metadata documents by path; any other path with `/.well-known/` is 404.
+    documents: std::collections::HashMap<String, Value>,
 }
 
 /// A running provider; dropping it does not stop it (tests are short).
@@ -67,9 +69,9 @@ impl JwksServer {
                 };
                 let s = s.clone();
                 tokio::spawn(async move {
-                    let service = service_fn(move |_req: http::Request<Incoming>| {
+                    let service = service_fn(move |req: http::Request<Incoming>| {
                         let s = s.clone();
-                        async move { Ok::<_, Infallible>(s.answer()) }
+                        async move { Ok::<_, Infallible>(s.answer(req.uri().path())) }
                     });
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(stream), service)
@@ -80,13 +82,25 @@ impl JwksServer {
         server
     }
 
-    fn answer(&self) -> Response<Full<Bytes>> {
+    fn answer(&self, path: &str) -> Response<Full<Bytes>> {
         self.hits.fetch_add(1, Ordering::SeqCst);
         let state = self.state.lock().unwrap();
         if let Some(status) = state.failing {
             return Response::builder()
                 .status(status)
                 .body(Full::new(Bytes::from_static(b"down")))
+                .unwrap();
+        }
+        if let Some(doc) = state.documents.get(path) {
+            return Response::builder()
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(doc.to_string())))
+                .unwrap();
+        }
+        if path.contains("/.well-known/") {
+            return Response::builder()
+                .status(StatusCode::NOT_FOUND)
+                .body(Full::new(Bytes::new()))
                 .unwrap();
         }
         let mut b = Response::builder().header("content-type", "application/json");
@@ -112,6 +126,16 @@ impl JwksServer {
 
     pub fn set_max_age(&self, seconds: Option<u64>) {
         self.state.lock().unwrap().max_age = seconds;
+    }
+
+    /// Serves `doc` at `path` (a provider's metadata document).
+    pub fn set_document(&self, path: &str, doc: Value) {
+        self.state.lock().unwrap().documents.insert(path.to_owned(), doc);
+    }
+
+    /// The server's origin, `http://127.0.0.1:PORT`.
+    pub fn origin(&self) -> String {
+        format!("http://{}", self.addr)
     }
 
     pub fn set_failing(&self, status: Option<StatusCode>) {

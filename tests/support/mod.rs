@@ -8,6 +8,7 @@
 #[path = "../../src/cli/echo.rs"]
 mod echo;
 pub mod jwks;
+pub mod op;
 pub mod raw;
 pub mod redis;
 

@@ -13,11 +13,12 @@ pub(super) fn issuer(c: &mut Check<'_>, path: &str, raw: &RawIssuer) -> Issuer {
         }
         audiences.push(a.value.clone());
     }
-    if raw.keys.is_empty() && raw.jwks_url.is_none() && raw.jwks_file.is_none() {
+    let discovery = raw.discovery.as_ref().is_some_and(|d| d.value);
+    if raw.keys.is_empty() && raw.jwks_url.is_none() && raw.jwks_file.is_none() && !discovery {
         c.problem(
             format!("{path}.keys"),
             line(&raw.issuer),
-            "needs at least one key, a jwks_url or a jwks_file",
+            "needs at least one key, a jwks_url, a jwks_file or discovery: true",
         );
     }
     let mut keys: Vec<Key> = Vec::new();
@@ -64,17 +65,26 @@ pub(super) fn issuer(c: &mut Check<'_>, path: &str, raw: &RawIssuer) -> Issuer {
             }
         }
     });
-    let remote = match (&raw.jwks_url, &raw.jwks) {
-        (Some(url), jwks) => jwks_remote(c, path, url, jwks.as_ref(), algorithms),
-        (None, Some(_)) => {
+    let remote = match (&raw.jwks_url, &raw.jwks, discovery) {
+        (Some(url), _, true) => {
             c.problem(
-                format!("{path}.jwks"),
-                line(&raw.issuer),
-                "tunes a jwks_url, and none is given",
+                format!("{path}.jwks_url"),
+                line(url),
+                "discovery finds the JWKS URL in the provider's metadata; give one or the other",
             );
             None
         }
-        (None, None) => None,
+        (Some(url), jwks, false) => jwks_remote(c, path, url, jwks.as_ref(), algorithms),
+        (None, jwks, true) => discovered_remote(c, path, &raw.issuer, jwks.as_ref(), algorithms),
+        (None, Some(_), false) => {
+            c.problem(
+                format!("{path}.jwks"),
+                line(&raw.issuer),
+                "tunes a jwks_url or discovery, and neither is given",
+            );
+            None
+        }
+        (None, None, false) => None,
     };
     let token_type = raw.token_type.as_ref().and_then(|t| {
         let normal = media_type(&t.value);
@@ -125,20 +135,55 @@ pub(super) fn jwks_algorithms(c: &mut Check<'_>, path: &str, raw: Option<&[S<Str
     out
 }
 
-pub(super) fn jwks_remote(
+/// An issuer found through OIDC discovery (or RFC 8414): its URL must be
+/// one the JWKS could be fetched from, and the document URLs derive from it.
+fn discovered_remote(
     c: &mut Check<'_>,
     path: &str,
-    url: &S<String>,
+    issuer: &S<String>,
     raw: Option<&RawJwks>,
     algorithms: Vec<Alg>,
 ) -> Option<JwksRemote> {
-    let upath = format!("{path}.jwks_url");
     let allow_http = raw.and_then(|j| j.allow_http.as_ref()).is_some_and(|a| a.value);
+    let ipath = format!("{path}.issuer");
+    let base = fetchable_url(c, &ipath, issuer, allow_http)?;
+    if base.query().is_some() {
+        c.problem(
+            &ipath,
+            line(issuer),
+            "an issuer URL for discovery has no query or fragment (OpenID Connect Discovery §2)",
+        );
+        return None;
+    }
+    let trimmed = issuer.value.trim_end_matches('/');
+    let authority = base.authority().map(|a| a.as_str()).unwrap_or_default();
+    let scheme = base.scheme_str().unwrap_or("https");
+    let issuer_path = base.path().trim_end_matches('/');
+    // OpenID Connect Discovery §4 appends; RFC 8414 §3.1 inserts before the path.
+    let openid = format!("{trimmed}/.well-known/openid-configuration");
+    let oauth = format!("{scheme}://{authority}/.well-known/oauth-authorization-server{issuer_path}");
+    let (Ok(url), Ok(oauth_url)) = (openid.parse::<Uri>(), oauth.parse::<Uri>()) else {
+        c.problem(&ipath, line(issuer), "no metadata URL can be formed from this issuer");
+        return None;
+    };
+    let mut remote = remote_tuning(c, path, url, raw, algorithms)?;
+    remote.discovery = Some(Discovery {
+        issuer: issuer.value.clone(),
+        oauth_url,
+        allow_http,
+    });
+    Some(remote)
+}
+
+/// `url` parsed as an absolute http(s) URL without credentials that keys
+/// may be fetched from: https, or plain http to a loopback address or when
+/// `allow_http` is set.
+fn fetchable_url(c: &mut Check<'_>, upath: &str, url: &S<String>, allow_http: bool) -> Option<Uri> {
     let uri = match url.value.parse::<Uri>() {
         Ok(u) if u.host().is_some() && u.authority().is_some_and(|a| !a.as_str().contains('@')) => u,
         _ => {
             c.problem(
-                &upath,
+                upath,
                 line(url),
                 format!("`{}` is not an absolute http(s) URL without credentials", url.value),
             );
@@ -146,21 +191,44 @@ pub(super) fn jwks_remote(
         }
     };
     match uri.scheme_str() {
-        Some("https") => {}
-        Some("http") if allow_http || is_loopback_host(uri.host().unwrap_or_default()) => {}
+        Some("https") => Some(uri),
+        Some("http") if allow_http || is_loopback_host(uri.host().unwrap_or_default()) => Some(uri),
         Some("http") => {
             c.problem(
-                &upath,
+                upath,
                 line(url),
                 "plain http lets anyone on the path substitute keys; use https, a loopback address, or set jwks.allow_http: true",
             );
-            return None;
+            None
         }
         _ => {
-            c.problem(&upath, line(url), "must be an http:// or https:// URL");
-            return None;
+            c.problem(upath, line(url), "must be an http:// or https:// URL");
+            None
         }
     }
+}
+
+pub(super) fn jwks_remote(
+    c: &mut Check<'_>,
+    path: &str,
+    url: &S<String>,
+    raw: Option<&RawJwks>,
+    algorithms: Vec<Alg>,
+) -> Option<JwksRemote> {
+    let allow_http = raw.and_then(|j| j.allow_http.as_ref()).is_some_and(|a| a.value);
+    let uri = fetchable_url(c, &format!("{path}.jwks_url"), url, allow_http)?;
+    remote_tuning(c, path, uri, raw, algorithms)
+}
+
+/// The `jwks:` block: trust anchors and refresh timing, shared by a
+/// `jwks_url` and discovery.
+fn remote_tuning(
+    c: &mut Check<'_>,
+    path: &str,
+    uri: Uri,
+    raw: Option<&RawJwks>,
+    algorithms: Vec<Alg>,
+) -> Option<JwksRemote> {
     let ca = raw.and_then(|j| j.ca_file.as_ref()).and_then(|f| {
         let fpath = format!("{path}.jwks.ca_file");
         let pem = c.read(&fpath, f)?;
@@ -208,6 +276,7 @@ pub(super) fn jwks_remote(
     );
     Some(JwksRemote {
         url: uri,
+        discovery: None,
         ca,
         algorithms,
         refresh_interval,
@@ -216,11 +285,6 @@ pub(super) fn jwks_remote(
         unknown_kid_cooldown,
         fetch_timeout,
     })
-}
-
-pub(super) fn is_loopback_host(host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
@@ -249,9 +313,51 @@ auth:
                 "auth.issuers[1].algorithms[0]: HMAC keys are never taken from a JWKS; configure them under keys with secret_file",
                 "auth.issuers[1].algorithms[1]: `none` is not one of RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA Ed25519",
                 "auth.issuers[1].jwks_url: plain http lets anyone on the path substitute keys; use https, a loopback address, or set jwks.allow_http: true",
-                "auth.issuers[2].keys: needs at least one key, a jwks_url or a jwks_file",
+                "auth.issuers[2].keys: needs at least one key, a jwks_url, a jwks_file or discovery: true",
                 "auth.issuers[3].token_type: must be a media type such as at+jwt (RFC 9068 access tokens)",
             ],
         )]);
+    }
+
+    #[test]
+    fn discovery() {
+        let yaml = "upstream: { url: \"http://127.0.0.1:3000\" }
+auth:
+  issuers:
+    - { issuer: \"https://op.example/realms/main\", discovery: true }
+    - { issuer: \"http://127.0.0.1:8080\", discovery: true, jwks: { refresh_interval: 1m } }
+    - { issuer: \"http://op.example\", discovery: true }
+    - { issuer: \"https://op2.example\", discovery: true, jwks_url: \"https://op2.example/jwks\" }
+    - { issuer: not-a-url, discovery: true }
+    - { issuer: \"https://op3.example?x=1\", discovery: true }
+    - { issuer: \"https://op4.example\", discovery: false }
+";
+        check(&[(
+            yaml,
+            &[
+                "auth.issuers[2].issuer: plain http lets anyone on the path substitute keys; use https, a loopback address, or set jwks.allow_http: true",
+                "auth.issuers[3].jwks_url: discovery finds the JWKS URL in the provider's metadata; give one or the other",
+                "auth.issuers[4].issuer: must be an http:// or https:// URL",
+                "auth.issuers[5].issuer: an issuer URL for discovery has no query or fragment (OpenID Connect Discovery §2)",
+                "auth.issuers[6].keys: needs at least one key, a jwks_url, a jwks_file or discovery: true",
+            ],
+        )]);
+        let config = crate::config::Config::from_yaml_str(
+            "upstream: { url: \"http://127.0.0.1:3000\" }\nauth:\n  issuers:\n    - { issuer: \"https://op.example/realms/main/\", discovery: true }\n",
+            crate::config::FileBase::Dir(std::path::Path::new(".")),
+            "t",
+        )
+        .unwrap();
+        let remote = config.auth.issuers[0].remote.as_ref().unwrap();
+        assert_eq!(
+            remote.url,
+            "https://op.example/realms/main/.well-known/openid-configuration"
+        );
+        let d = remote.discovery.as_ref().unwrap();
+        assert_eq!(
+            d.oauth_url,
+            "https://op.example/.well-known/oauth-authorization-server/realms/main"
+        );
+        assert_eq!(d.issuer, "https://op.example/realms/main/");
     }
 }

@@ -1,0 +1,157 @@
+//! A real OpenID Provider (`tests/provider/provider.mjs`, panva's
+//! oidc-provider) on a free port, which a test can stop and start again on
+//! the same port (with new keys: a rotation).
+
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::Full;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use super::{DEADLINE, http1, send};
+
+/// The client that gets access tokens (client-credentials grant).
+pub const API_CLIENT: (&str, &str) = ("api-client", "api-client-secret-0123456789abcdef");
+/// tokengate's own client at the provider, for introspection.
+pub const TOKENGATE_CLIENT: (&str, &str) = ("tokengate", "tokengate-introspection-secret-0123");
+
+pub struct Op {
+    pub port: u16,
+    config: Value,
+    child: Option<tokio::process::Child>,
+}
+
+fn provider_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/provider")
+}
+
+impl Op {
+    /// Starts a provider whose `rp` client has `backchannel_logout_uri`.
+    pub async fn start(backchannel_logout_uri: Option<&str>) -> Op {
+        assert!(
+            provider_dir().join("node_modules/oidc-provider").is_dir(),
+            "oidc-provider is missing: run scripts/test.sh (it runs npm ci in tests/provider)"
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut config = json!({ "port": port, "introspection_secret": TOKENGATE_CLIENT.1 });
+        if let Some(uri) = backchannel_logout_uri {
+            config["backchannel_logout_uri"] = uri.into();
+        }
+        let mut op = Op {
+            port,
+            config,
+            child: None,
+        };
+        op.spawn().await;
+        op
+    }
+
+    async fn spawn(&mut self) {
+        let mut child = tokio::process::Command::new("node")
+            .arg(provider_dir().join("provider.mjs"))
+            .arg(self.config.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node runs");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let listening = tokio::time::timeout(DEADLINE, async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.starts_with("listening ") {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        assert_eq!(listening, Ok(true), "the provider did not start");
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        self.child = Some(child);
+    }
+
+    /// The issuer (`http://127.0.0.1:PORT`).
+    pub fn issuer(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the provider (its keys and tokens are gone with it).
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+        }
+    }
+
+    /// Starts it again on the same port, with new keys.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.spawn().await;
+    }
+
+    /// A POST of a form to `path`, as `client` with HTTP Basic.
+    pub async fn post_form(&self, path: &str, client: (&str, &str), form: &[(&str, &str)]) -> super::Reply {
+        use base64::Engine as _;
+        let body: String = form
+            .iter()
+            .map(|(k, v)| format!("{k}={}", urlencode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", client.0, client.1));
+        let req = Request::post(format!("{}{path}", self.issuer()))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("authorization", format!("Basic {basic}"))
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
+        send(&http1(), req).await
+    }
+
+    /// An access token from the client-credentials grant for `resource`
+    /// (`urn:api:<ALG>`: an RFC 9068 JWT signed with ALG; `urn:api:opaque`:
+    /// an opaque token).
+    pub async fn access_token(&self, resource: &str) -> String {
+        let reply = self
+            .post_form(
+                "/token",
+                API_CLIENT,
+                &[
+                    ("grant_type", "client_credentials"),
+                    ("resource", resource),
+                    ("scope", "read"),
+                ],
+            )
+            .await;
+        assert_eq!(reply.status, 200, "token request: {}", reply.body);
+        let v: Value = serde_json::from_str(&reply.body).unwrap();
+        v["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Has the provider send its back-channel logout token for `sub`/`sid`
+    /// to the `rp` client; the provider's view of the receiver's answer.
+    pub async fn backchannel_logout(&self, sub: &str, sid: &str) -> super::Reply {
+        let req = Request::post(format!(
+            "{}/test/backchannel-logout?sub={}&sid={}",
+            self.issuer(),
+            urlencode(sub),
+            urlencode(sid)
+        ))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+        send(&http1(), req).await
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
