@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::admin::AdminService;
+use crate::backchannel::Backchannel;
 use crate::config::{Config, Limits, ShutdownConfig};
 use crate::decision::Decider;
 use crate::jwks::{JwksMetrics, KeyStores};
@@ -142,6 +143,14 @@ impl App {
         let mut proxy = Proxy::new(snapshot, revocations.clone(), metrics.registry())?;
         if let Some(s) = &sessions {
             proxy = proxy.with_sessions(s.clone());
+        }
+        if let Some(b) = &config.backchannel_logout {
+            proxy = proxy.with_backchannel(Arc::new(Backchannel::new(
+                b.clone(),
+                revocations.clone(),
+                config.revocation.max_token_lifetime,
+                metrics.registry(),
+            )?));
         }
         let proxy = Arc::new(proxy);
         let decider = match &config.decision {

@@ -48,6 +48,7 @@
 pub mod admin;
 pub mod app;
 pub mod auth;
+pub mod backchannel;
 pub mod backoff;
 pub mod cli;
 pub mod clock;

@@ -65,13 +65,15 @@ pub enum Reason {
     /// Answered by the session service itself (refresh, logout, JWKS); its
     /// outcomes are counted by the `tokengate_session_*` families.
     SessionEndpoint,
+    /// Answered by the OIDC back-channel logout receiver.
+    BackchannelLogout,
     /// 403: decision mode: the caller is not the configured ingress.
     UntrustedCaller,
 }
 
 impl Reason {
     /// Every reason, for pre-registering label sets.
-    pub const ALL: [Reason; 27] = [
+    pub const ALL: [Reason; 28] = [
         Reason::Authorized,
         Reason::Public,
         Reason::BadPath,
@@ -98,6 +100,7 @@ impl Reason {
         Reason::UpstreamTimeout,
         Reason::UpstreamProtocol,
         Reason::SessionEndpoint,
+        Reason::BackchannelLogout,
         Reason::UntrustedCaller,
     ];
 
@@ -130,6 +133,7 @@ impl Reason {
             Reason::UpstreamTimeout => "upstream_timeout",
             Reason::UpstreamProtocol => "upstream_protocol",
             Reason::SessionEndpoint => "session_endpoint",
+            Reason::BackchannelLogout => "backchannel_logout",
             Reason::UntrustedCaller => "untrusted_caller",
         }
     }
@@ -161,7 +165,7 @@ impl Reason {
             Reason::UpstreamConnect | Reason::UpstreamReset | Reason::UpstreamTimeout | Reason::UpstreamProtocol => {
                 Outcome::UpstreamError
             }
-            Reason::SessionEndpoint => Outcome::Session,
+            Reason::SessionEndpoint | Reason::BackchannelLogout => Outcome::Session,
         }
     }
 

@@ -40,6 +40,8 @@ pub(crate) struct State {
     watch: ReloadConfig,
     /// The session service's settings, which only a restart may change.
     sessions: Option<String>,
+    /// The back-channel logout receiver's settings, likewise.
+    backchannel: Option<crate::config::BackchannelConfig>,
     /// Fetch tasks of the stores; finished ones are dropped on each reload.
     tasks: Vec<JoinHandle<()>>,
 }
@@ -95,6 +97,7 @@ pub(crate) fn build(
         files,
         watch: config.reload.clone(),
         sessions: config.sessions.as_ref().map(SessionsConfig::fingerprint),
+        backchannel: config.backchannel_logout.clone(),
         tasks: Vec::new(),
     };
     (snapshot, state, fresh)
@@ -205,15 +208,29 @@ impl Reloader {
             }
         };
         let mut state = self.0.state.lock().await;
-        if config.sessions.as_ref().map(SessionsConfig::fingerprint) != state.sessions {
-            // The running service signs with the old key; accepting a new
-            // verifier key under it would refuse every token it issues.
+        // The running service signs with the old key; accepting a new
+        // verifier key under it would refuse every token it issues. The
+        // logout receiver is built once too: a change would silently not apply.
+        let fixed = if config.sessions.as_ref().map(SessionsConfig::fingerprint) != state.sessions {
+            Some((
+                "sessions",
+                "changed: the session service (key, issuer, lifetimes, listener) is fixed at start; restart to apply",
+            ))
+        } else if config.backchannel_logout != state.backchannel {
+            Some((
+                "backchannel_logout",
+                "changed (or turned on or off by an issuer's backchannel_logout): the receiver is fixed at start; restart to apply",
+            ))
+        } else {
+            None
+        };
+        if let Some((path, message)) = fixed {
             let e = ConfigError::Invalid {
                 origin: config.origin.clone(),
                 problems: vec![Problem {
-                    path: "sessions".into(),
+                    path: path.into(),
                     line: None,
-                    message: "changed: the session service (key, issuer, lifetimes, listener) is fixed at start; restart to apply".into(),
+                    message: message.into(),
                 }],
             };
             self.0.metrics.record(ReloadResult::Invalid);

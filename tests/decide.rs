@@ -49,6 +49,7 @@ async fn decide(proxy: &Proxy, method: &str, uri: &str, headers: &[(&str, &str)]
             upgrade.as_deref().unwrap_or("-")
         ),
         Ok(Decision::Session(e)) => format!("session {e:?}"),
+        Ok(Decision::BackchannelLogout) => "backchannel logout".into(),
         Err(rejection) => format!("reject {}", rejection.reason().label()),
     }
 }

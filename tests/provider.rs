@@ -168,3 +168,273 @@ async fn an_rfc_8414_authorization_server_is_found_when_the_openid_document_is_m
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     proxy.stop().await;
 }
+
+// ---- Back-channel logout -------------------------------------------------
+
+const LOGOUT_PATH: &str = "/.tokengate/backchannel-logout";
+
+/// A sidecar trusting `issuer` (discovery) and taking its logout tokens for
+/// the `rp` client (or `audience`); revocations in memory, or in `redis`.
+fn logout_config(issuer: &str, audience: &str, revoke: &str, redis: Option<&str>) -> String {
+    let revocation = match redis {
+        None => String::new(),
+        Some(url) => format!(
+            "revocation:\n  backend: redis\n  redis: {{ url: \"{url}\", connect_timeout: 300ms, command_timeout: 500ms, check_interval: 200ms }}\n  max_staleness: 5s\n"
+        ),
+    };
+    let config = discovery_config(
+        issuer,
+        &format!("      backchannel_logout: {{ audiences: [{audience}] }}"),
+    );
+    format!("{config}backchannel_logout: {{ revoke: {revoke}, max_age: 2m }}\n{revocation}")
+}
+
+/// Records the logout tokens a provider sends, answering 200 like a receiver.
+struct Capture {
+    url: String,
+    tokens: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Capture {
+    async fn start() -> Capture {
+        use http_body_util::BodyExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/logout", listener.local_addr().unwrap());
+        let tokens = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = tokens.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let seen = seen.clone();
+                        async move {
+                            let body = req.into_body().collect().await.unwrap().to_bytes();
+                            for (k, v) in form_urlencoded::parse(&body) {
+                                if k == "logout_token" {
+                                    seen.lock().unwrap().push(v.into_owned());
+                                }
+                            }
+                            Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(
+                                bytes::Bytes::new(),
+                            )))
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Capture { url, tokens }
+    }
+
+    /// The provider's logout token for `sub`/`sid`, as it sent it.
+    async fn logout_token(&self, op: &Op, sub: &str, sid: &str) -> String {
+        let before = self.tokens.lock().unwrap().len();
+        let reply = op.backchannel_logout(sub, sid).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::NO_CONTENT,
+            "the provider did not deliver: {}",
+            reply.body
+        );
+        let tokens = self.tokens.lock().unwrap();
+        assert_eq!(tokens.len(), before + 1);
+        tokens[before].clone()
+    }
+}
+
+/// POSTs a form body to the sidecar's receiver.
+async fn post_logout(proxy: &TestProxy, body: &str) -> Reply {
+    let req = http::Request::post(proxy.url(LOGOUT_PATH))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(http_body_util::Full::new(bytes::Bytes::from(body.to_owned())))
+        .unwrap();
+    send(&http1(), req).await
+}
+
+async fn status_of(proxy: &TestProxy, token: &str) -> StatusCode {
+    get_with_token(&proxy.url("/orders"), token).await.status
+}
+
+/// The end-to-end promise: the provider's logout reaches one sidecar, and
+/// the user's tokens stop on every sidecar sharing the Redis.
+#[tokio::test]
+async fn a_logout_at_the_provider_stops_the_users_tokens_on_every_sidecar() {
+    let redis = support::redis::RedisServer::start();
+    let port = support::op::free_port();
+    let issuer = format!("http://127.0.0.1:{port}");
+    let yaml = logout_config(&issuer, "rp", "subject", Some(&redis.url()));
+    let a = TestProxy::start_with(&yaml, start_echo().await).await;
+    let b = TestProxy::start_with(&yaml, start_echo().await).await;
+    let op = Op::start_at(port, Some(&a.url(LOGOUT_PATH))).await;
+    assert!(wait_ready(&a).await && wait_ready(&b).await);
+    let token = op.access_token("urn:api:RS256").await;
+    assert_eq!(status_of(&a, &token).await, StatusCode::OK);
+    assert_eq!(status_of(&b, &token).await, StatusCode::OK);
+
+    // The provider sends its logout token to sidecar a, which must answer
+    // 200 (the provider reports anything else as a failure).
+    let reply = op.backchannel_logout("api-client", "op-session-1").await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    assert_eq!(
+        metric(a.admin, "tokengate_backchannel_logouts_total{result=\"revoked\"}").await,
+        1.0
+    );
+    for sidecar in [&a, &b] {
+        let stopped = wait_until(DEADLINE, || async {
+            status_of(sidecar, &token).await == StatusCode::UNAUTHORIZED
+        })
+        .await;
+        assert!(stopped.is_some(), "the token still works on a sidecar");
+    }
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_logout_token_is_acted_on_once_and_never_passes_as_anything_else() {
+    let capture = Capture::start().await;
+    let op = Op::start(Some(&capture.url)).await;
+    let sidecar = TestProxy::start_with(&logout_config(&op.issuer(), "rp", "subject", None), start_echo().await).await;
+    let elsewhere = TestProxy::start_with(
+        &logout_config(&op.issuer(), "another-client", "subject", None),
+        start_echo().await,
+    )
+    .await;
+    assert!(wait_ready(&sidecar).await && wait_ready(&elsewhere).await);
+    let access = op.access_token("urn:api:ES256").await;
+    let logout = capture.logout_token(&op, "api-client", "op-session-2").await;
+
+    // Not for this audience: refused, nothing revoked.
+    let reply = post_logout(&elsewhere, &format!("logout_token={logout}")).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+    assert_eq!(status_of(&elsewhere, &access).await, StatusCode::OK);
+
+    // A logout token is not an access token, whatever its signature.
+    let reply = get_with_token(&sidecar.url("/orders"), &logout).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert!(!reply.body.contains("\"headers\""), "the app saw a logout token");
+
+    // Malformed requests change nothing.
+    let (head, sig) = logout.rsplit_once('.').unwrap();
+    let flipped = format!("{head}.{}{}", if sig.starts_with('A') { "B" } else { "A" }, &sig[1..]);
+    for (body, what) in [
+        (format!("logout_token={flipped}"), "a changed signature"),
+        (format!("logout_token={logout}&logout_token={logout}"), "two tokens"),
+        ("logout_token=".to_owned(), "an empty token"),
+        (format!("token={logout}"), "another field"),
+    ] {
+        let reply = post_logout(&sidecar, &body).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{what}: {}", reply.body);
+        assert_eq!(reply.headers["cache-control"], "no-store");
+        assert!(!reply.body.contains(&logout[..20]), "{what}: the body echoes the token");
+    }
+    let reply = get(&sidecar.url(LOGOUT_PATH), &[]).await;
+    assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(reply.headers["allow"], "POST");
+    let json = http::Request::post(sidecar.url(LOGOUT_PATH))
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from(format!(
+            "{{\"logout_token\":\"{logout}\"}}"
+        ))))
+        .unwrap();
+    assert_eq!(send(&http1(), json).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        status_of(&sidecar, &access).await,
+        StatusCode::OK,
+        "a refused logout revoked something"
+    );
+
+    // The real thing, once.
+    let reply = post_logout(&sidecar, &format!("logout_token={logout}")).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(status_of(&sidecar, &access).await, StatusCode::UNAUTHORIZED);
+    // Replayed: refused, and no new cut-off is written.
+    let reply = post_logout(&sidecar, &format!("logout_token={logout}")).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(reply.body.contains("already processed"), "{}", reply.body);
+    let count = |result: &'static str| {
+        let admin = sidecar.admin;
+        async move {
+            metric(
+                admin,
+                &format!("tokengate_backchannel_logouts_total{{result=\"{result}\"}}"),
+            )
+            .await
+        }
+    };
+    assert_eq!(count("revoked").await, 1.0);
+    assert_eq!(count("replayed").await, 1.0);
+    assert_eq!(count("invalid_token").await, 1.0);
+    assert_eq!(count("bad_request").await, 5.0);
+    assert_eq!(
+        metric(
+            elsewhere.admin,
+            "tokengate_backchannel_logouts_total{result=\"invalid_token\"}"
+        )
+        .await,
+        1.0
+    );
+    sidecar.stop().await;
+    elsewhere.stop().await;
+}
+
+/// `revoke: session` ends the tokens carrying the logout's `sid` only: the
+/// same user's other session keeps working.
+#[tokio::test]
+async fn revoke_session_ends_only_the_session_the_provider_names() {
+    let capture = Capture::start().await;
+    let op = Op::start(Some(&capture.url)).await;
+    let sidecar = TestProxy::start_with(&logout_config(&op.issuer(), "rp", "session", None), start_echo().await).await;
+    assert!(wait_ready(&sidecar).await);
+    let laptop = op.access_token_with("urn:api:PS256", &[("test_sid", "laptop")]).await;
+    let phone = op.access_token_with("urn:api:PS256", &[("test_sid", "phone")]).await;
+    let logout = capture.logout_token(&op, "api-client", "laptop").await;
+    assert_eq!(
+        post_logout(&sidecar, &format!("logout_token={logout}")).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(status_of(&sidecar, &laptop).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(status_of(&sidecar, &phone).await, StatusCode::OK);
+    sidecar.stop().await;
+}
+
+/// Redis hung: 503 with Retry-After, never a 200 for a logout not written.
+/// Redis may still run the script it was sent once it resumes; the retry
+/// then finds it done (400, already processed) and the tokens are revoked
+/// either way.
+#[tokio::test]
+async fn a_hung_redis_answers_503_and_the_logout_holds_after_the_retry() {
+    let redis = support::redis::RedisServer::start();
+    let capture = Capture::start().await;
+    let op = Op::start(Some(&capture.url)).await;
+    let sidecar = TestProxy::start_with(
+        &logout_config(&op.issuer(), "rp", "subject", Some(&redis.url())),
+        start_echo().await,
+    )
+    .await;
+    assert!(wait_ready(&sidecar).await);
+    let access = op.access_token("urn:api:EdDSA").await;
+    let logout = capture.logout_token(&op, "api-client", "op-session-3").await;
+    redis.pause();
+    let reply = post_logout(&sidecar, &format!("logout_token={logout}")).await;
+    redis.resume();
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{}", reply.body);
+    assert_eq!(reply.headers["retry-after"], "1");
+    let retry = post_logout(&sidecar, &format!("logout_token={logout}")).await;
+    assert!(
+        retry.status == StatusCode::OK
+            || (retry.status == StatusCode::BAD_REQUEST && retry.body.contains("already processed")),
+        "{} {}",
+        retry.status,
+        retry.body
+    );
+    let stopped = wait_until(DEADLINE, || async {
+        status_of(&sidecar, &access).await == StatusCode::UNAUTHORIZED
+    })
+    .await;
+    assert!(stopped.is_some(), "the logout was lost");
+    sidecar.stop().await;
+}

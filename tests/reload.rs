@@ -222,6 +222,57 @@ routes:
     assert_eq!(get_with_token(&proxy.url("/x"), &open().await).await.status, 200);
 }
 
+/// The logout receiver is built at start: turning it on by a reload would
+/// silently not happen, so the reload is refused and says why.
+#[tokio::test]
+async fn a_reload_that_turns_on_backchannel_logout_is_refused() {
+    let upstream = start_echo().await;
+    let dir = temp_dir("backchannel-reload");
+    let file = dir.join("tokengate.yaml");
+    let secret = fixtures().join("keys/hs32.secret");
+    let write = |logout: &str| {
+        std::fs::write(
+            &file,
+            format!(
+                "listen: \"127.0.0.1:0\"\nadmin: {{ listen: \"127.0.0.1:0\" }}\nupstream: {{ url: \"http://{upstream}\" }}\nreload: {{ watch: true, watch_interval: 100ms }}\nauth:\n  issuers:\n    - {{ issuer: op, keys: [{{ algorithm: HS256, secret_file: \"{}\" }}]{logout} }}\n",
+                secret.display()
+            ),
+        )
+        .unwrap()
+    };
+    write("");
+    let proxy = TestProxy::start_config(Config::load(&file).unwrap(), upstream).await;
+    // Harmless changes until one is reloaded: then the watcher is running
+    // (it takes its baseline when it starts, which may be after a first write).
+    let mut round = 0;
+    let watching = eventually(DEADLINE, async || {
+        round += 1;
+        write(if round % 2 == 0 {
+            ", audiences: [app]"
+        } else {
+            ", audiences: [app, other]"
+        });
+        metric(proxy.admin, r#"tokengate_config_reloads_total{result="ok"}"#).await >= 1.0
+    })
+    .await;
+    assert!(watching, "no harmless change was reloaded");
+    write(", backchannel_logout: { audiences: [rp] }");
+    let refused = eventually(DEADLINE, async || {
+        metric(proxy.admin, r#"tokengate_config_reloads_total{result="invalid"}"#).await >= 1.0
+    })
+    .await;
+    assert!(refused, "turning the receiver on by a reload is refused");
+    let reply = support::send(
+        &http1(),
+        http::Request::post(proxy.url("/.tokengate/backchannel-logout"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(http_body_util::Full::new(bytes::Bytes::from("logout_token=x")))
+            .unwrap(),
+    )
+    .await;
+    assert_ne!(reply.status, 400, "no receiver was started by the refused reload");
+}
+
 /// The library reloads on the trigger it is handed, as the binary does on
 /// SIGHUP (`App::run_with_reloads`).
 #[tokio::test]

@@ -92,7 +92,7 @@ fn scope_tokens(s: &str) -> impl Iterator<Item = &str> {
 
 /// Reads a NumericDate (RFC 7519 §2): a JSON number of seconds, possibly
 /// fractional, truncated towards the past.
-pub(super) fn numeric_date(v: &Value) -> Option<i64> {
+pub fn numeric_date(v: &Value) -> Option<i64> {
     if let Some(i) = v.as_i64() {
         return Some(i);
     }

@@ -36,6 +36,19 @@ struct Trusted {
     remote: Option<Arc<KeyStore>>,
     /// The `typ` its tokens must carry (normalised), if the config says.
     token_type: Option<String>,
+    /// The `aud` values its back-channel logout tokens may carry; empty
+    /// when it sends none.
+    logout_audiences: Vec<String>,
+}
+
+/// What a token is checked as: its `typ` and audience rules differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    /// An access token: the issuer's `token_type`, its `audiences`.
+    Access,
+    /// A back-channel logout token: `typ` `logout+jwt` or none, the
+    /// issuer's logout audiences.
+    Logout,
 }
 
 /// A failed verification, with the key store that might know the missing
@@ -95,6 +108,11 @@ impl Verifier {
                     configured: i.key_set(),
                     remote: None,
                     token_type: i.token_type.clone(),
+                    logout_audiences: i
+                        .backchannel_logout
+                        .as_ref()
+                        .map(|b| b.audiences.clone())
+                        .unwrap_or_default(),
                 })
                 .collect(),
             leeway: i64::try_from(leeway_secs).unwrap_or(i64::MAX),
@@ -133,6 +151,49 @@ impl Verifier {
     /// [`Verifier::verify`], also giving the issuer's index and key generation
     /// on success, and the store to refetch on an unknown `kid`.
     pub(super) fn verify_detailed(&self, token: &str, now: i64) -> Result<(Claims, usize, u64), Failure<'_>> {
+        let (map, index, generation) = self.verify_signed(token, Purpose::Access)?;
+        let exp = match map.get("exp") {
+            None => return Err(AuthError::MissingClaim("exp").into()),
+            Some(v) => numeric_date(v).ok_or(AuthError::Malformed("exp is not a NumericDate"))?,
+        };
+        if now >= exp.saturating_add(self.leeway) {
+            return Err(AuthError::Expired.into());
+        }
+        let nbf = match map.get("nbf") {
+            None => None,
+            Some(v) => Some(numeric_date(v).ok_or(AuthError::Malformed("nbf is not a NumericDate"))?),
+        };
+        if nbf.is_some_and(|nbf| now.saturating_add(self.leeway) < nbf) {
+            return Err(AuthError::NotYetValid.into());
+        }
+        let iat = match map.get("iat") {
+            None => None,
+            Some(v) => Some(numeric_date(v).ok_or(AuthError::Malformed("iat is not a NumericDate"))?),
+        };
+        let audiences = &self.issuers[index].audiences;
+        if !audiences.is_empty() {
+            check_audience(map.get("aud"), audiences)?;
+        }
+        Ok((Claims::new(map, exp, nbf, iat), index, generation))
+    }
+
+    /// The claims of a back-channel logout token whose signature verifies
+    /// with its issuer's keys, whose `typ` (if any) is `logout+jwt` and whose
+    /// `aud` names one of the issuer's logout audiences. The events, `iat`,
+    /// `jti`, `sub`/`sid` and `nonce` rules are the caller's.
+    pub(super) fn verify_logout(&self, token: &str) -> Result<serde_json::Map<String, Value>, Failure<'_>> {
+        let (map, index, _) = self.verify_signed(token, Purpose::Logout)?;
+        check_audience(map.get("aud"), &self.issuers[index].logout_audiences)?;
+        Ok(map)
+    }
+
+    /// The payload of `token` once its issuer's key verifies the signature
+    /// and its `typ` fits `purpose`; with the issuer's index and key generation.
+    fn verify_signed(
+        &self,
+        token: &str,
+        purpose: Purpose,
+    ) -> Result<(serde_json::Map<String, Value>, usize, u64), Failure<'_>> {
         let mut parts = token.split('.');
         let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -167,6 +228,7 @@ impl Verifier {
             .iter()
             .enumerate()
             .find(|(_, i)| i.issuer == iss)
+            .filter(|(_, i)| purpose == Purpose::Access || !i.logout_audiences.is_empty())
             .ok_or(AuthError::UnknownIssuer)?;
         // The generation is read before the keys: if they change in between,
         // a cache entry made from this result is born stale, never trusted
@@ -193,30 +255,14 @@ impl Verifier {
             return Err(AuthError::BadSignature.into());
         }
         // After the signature, like every claim check: a forger learns nothing.
-        check_type(header.typ.as_deref(), issuer.token_type.as_deref())?;
-
-        let exp = match map.get("exp") {
-            None => return Err(AuthError::MissingClaim("exp").into()),
-            Some(v) => numeric_date(v).ok_or(AuthError::Malformed("exp is not a NumericDate"))?,
-        };
-        if now >= exp.saturating_add(self.leeway) {
-            return Err(AuthError::Expired.into());
+        match purpose {
+            Purpose::Access => check_type(header.typ.as_deref(), issuer.token_type.as_deref())?,
+            Purpose::Logout => check_type(header.typ.as_deref(), Some("logout+jwt")).or_else(|e| {
+                // OIDC Back-Channel Logout §2.4: `typ` is recommended, not required.
+                if header.typ.is_none() { Ok(()) } else { Err(e) }
+            })?,
         }
-        let nbf = match map.get("nbf") {
-            None => None,
-            Some(v) => Some(numeric_date(v).ok_or(AuthError::Malformed("nbf is not a NumericDate"))?),
-        };
-        if nbf.is_some_and(|nbf| now.saturating_add(self.leeway) < nbf) {
-            return Err(AuthError::NotYetValid.into());
-        }
-        let iat = match map.get("iat") {
-            None => None,
-            Some(v) => Some(numeric_date(v).ok_or(AuthError::Malformed("iat is not a NumericDate"))?),
-        };
-        if !issuer.audiences.is_empty() {
-            check_audience(map.get("aud"), &issuer.audiences)?;
-        }
-        Ok((Claims::new(map, exp, nbf, iat), index, generation))
+        Ok((map, index, generation))
     }
 }
 

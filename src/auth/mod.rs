@@ -15,7 +15,7 @@ use std::time::Instant;
 use http::HeaderMap;
 
 pub use authorize::{Forbidden, authorize};
-pub use claims::Claims;
+pub use claims::{Claims, numeric_date};
 pub use extract::{extract, has_query_param, remove_query_param};
 pub use jwt::Verifier;
 
@@ -160,5 +160,31 @@ impl Authenticator {
             cache.insert(key, claims.clone(), issuer, generation, now, leeway);
         }
         Ok(claims)
+    }
+
+    /// The claims of an OIDC back-channel logout token whose signature, `typ`
+    /// and `aud` check out against its issuer (never cached: each is used once).
+    pub async fn verify_logout(&self, token: &str) -> Result<serde_json::Map<String, serde_json::Value>, AuthError> {
+        if token.len() > self.max_token_bytes {
+            return Err(AuthError::TokenTooLarge);
+        }
+        match self.verifier.verify_logout(token) {
+            Ok(claims) => Ok(claims),
+            Err(jwt::Failure {
+                error: AuthError::UnknownKid,
+                refetch: Some(store),
+            }) => {
+                if !store.refetch_for_unknown_kid().await {
+                    return Err(AuthError::UnknownKid);
+                }
+                self.verifier.verify_logout(token).map_err(|f| f.error)
+            }
+            Err(failure) => Err(failure.error),
+        }
+    }
+
+    /// The leeway for clock skew, in seconds.
+    pub fn leeway(&self) -> i64 {
+        self.verifier.leeway()
     }
 }

@@ -64,6 +64,8 @@ pub struct Config {
     pub sessions: Option<SessionsConfig>,
     /// The auth listener for ingresses and meshes, when enabled.
     pub decision: Option<DecisionConfig>,
+    /// The OIDC back-channel logout receiver, when an issuer sends logout tokens.
+    pub backchannel_logout: Option<BackchannelConfig>,
     /// Hot reload: whether and how often the config and key files are watched.
     pub reload: ReloadConfig,
     /// Human-readable origin of this config (a path, or "embedded dev config").

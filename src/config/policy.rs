@@ -56,6 +56,16 @@ pub struct Issuer {
     /// The `typ` every token of this issuer must carry (`at+jwt`), lower-case
     /// without `application/`; `None` accepts `JWT`, `at+jwt` or none.
     pub token_type: Option<String>,
+    /// Set when the issuer sends OIDC back-channel logout tokens here.
+    pub backchannel_logout: Option<IssuerLogout>,
+}
+
+/// An issuer's back-channel logout settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuerLogout {
+    /// The `aud` values its logout tokens may carry (the client ids the
+    /// provider knows this app by).
+    pub audiences: Vec<String>,
 }
 
 /// A JWKS published by an identity provider, and how it is kept current.

@@ -28,6 +28,22 @@ pub(super) struct RawConfig {
     pub(super) reload: Option<RawReload>,
     pub(super) sessions: Option<RawSessions>,
     pub(super) decision: Option<RawDecision>,
+    pub(super) backchannel_logout: Option<RawBackchannel>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBackchannel {
+    pub(super) path: Option<S<String>>,
+    pub(super) max_age: Option<S<String>>,
+    pub(super) revoke: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawIssuerLogout {
+    #[serde(default)]
+    pub(super) audiences: Vec<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -183,6 +199,7 @@ pub(super) struct RawIssuer {
     pub(super) algorithms: Option<Vec<S<String>>>,
     pub(super) jwks: Option<RawJwks>,
     pub(super) token_type: Option<S<String>>,
+    pub(super) backchannel_logout: Option<RawIssuerLogout>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -139,3 +139,25 @@ pub enum OnStale {
     /// Answer 503 until the mirror is current again.
     FailClosed,
 }
+
+/// The OIDC back-channel logout receiver (on the proxy listener).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackchannelConfig {
+    /// The path providers POST logout tokens to.
+    pub path: String,
+    /// A logout token issued longer ago than this (plus the leeway) is refused.
+    pub max_age: Duration,
+    /// What a logout token revokes.
+    pub revoke: LogoutRevokes,
+}
+
+/// What one back-channel logout revokes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogoutRevokes {
+    /// Every token of the subject issued up to the logout (a `sid`-only
+    /// token revokes the session). Right when access tokens carry no `sid`.
+    Subject,
+    /// The session named by `sid` (a `sub`-only token revokes the subject).
+    /// Right when the provider puts `sid` in its access tokens (Keycloak).
+    Session,
+}

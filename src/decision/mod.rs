@@ -66,7 +66,8 @@ pub enum Verdict {
     Allow(Option<Arc<Claims>>),
     /// Refused, with the proxy's own rejection.
     Deny(Rejection),
-    /// A session endpoint path: those are served by the proxy listener only.
+    /// A session endpoint or the back-channel logout receiver: those are
+    /// served by the proxy listener only.
     SessionEndpoint,
 }
 
@@ -114,7 +115,7 @@ impl Decider {
                 Verdict::Deny(BadRequest::UpgradeNotAllowed.into())
             }
             Ok(Decision::Forward { claims, .. }) => Verdict::Allow(claims),
-            Ok(Decision::Session(_)) => Verdict::SessionEndpoint,
+            Ok(Decision::Session(_) | Decision::BackchannelLogout) => Verdict::SessionEndpoint,
             Err(rejection) => Verdict::Deny(rejection),
         }
     }

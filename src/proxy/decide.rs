@@ -32,6 +32,9 @@ impl Proxy {
             normalised = Some(p);
         }
         let path = normalised.as_deref().unwrap_or(req.uri().path());
+        if self.backchannel.as_ref().is_some_and(|b| b.is_path(path)) {
+            return Ok(Decision::BackchannelLogout);
+        }
         if let Some(sessions) = &self.sessions
             && let Some(endpoint) = sessions.endpoint(path)
         {
@@ -127,4 +130,6 @@ pub enum Decision {
     },
     /// A session endpoint answers it (refresh, logout, JWKS).
     Session(Endpoint),
+    /// The OIDC back-channel logout receiver answers it.
+    BackchannelLogout,
 }

@@ -31,6 +31,7 @@ use self::metrics::RequestMetrics;
 use self::respond::{Rejection, respond};
 use crate::auth::Claims;
 use crate::auth::VerifyMetrics;
+use crate::backchannel::Backchannel;
 use crate::metrics::Reason;
 use crate::revocation::Revocations;
 use crate::server::Lease;
@@ -51,6 +52,7 @@ pub struct Proxy {
     requests: RequestMetrics,
     verify: VerifyMetrics,
     sessions: Option<Arc<Sessions>>,
+    backchannel: Option<Arc<Backchannel>>,
 }
 
 impl Proxy {
@@ -62,12 +64,19 @@ impl Proxy {
             requests: RequestMetrics::new(registry)?,
             verify: VerifyMetrics::new(registry)?,
             sessions: None,
+            backchannel: None,
         })
     }
 
     /// Answers the session endpoints (refresh, logout, JWKS) before routing.
     pub fn with_sessions(mut self, sessions: Arc<Sessions>) -> Self {
         self.sessions = Some(sessions);
+        self
+    }
+
+    /// Answers OIDC back-channel logout requests at its path, before routing.
+    pub fn with_backchannel(mut self, backchannel: Arc<Backchannel>) -> Self {
+        self.backchannel = Some(backchannel);
         self
     }
 
@@ -167,6 +176,7 @@ impl Proxy {
             // Boxed: the session endpoints' future is several kilobytes, and
             // inline it would size (and be copied with) every request's.
             Decision::Session(endpoint) => return Ok(Box::pin(self.session_endpoint(snapshot, endpoint, req)).await),
+            Decision::BackchannelLogout => return Ok(Box::pin(self.backchannel_endpoint(snapshot, req)).await),
         };
         let reason = if claims.is_some() {
             Reason::Authorized
@@ -245,6 +255,23 @@ impl Proxy {
         };
         Served {
             reason: Reason::SessionEndpoint,
+            response: response.map(Either::Right),
+            subject: None,
+            upstream: None,
+        }
+    }
+}
+
+impl Proxy {
+    /// Answers the OIDC back-channel logout receiver's path.
+    async fn backchannel_endpoint(&self, snapshot: &Snapshot, req: Request<Incoming>) -> Served {
+        let response = match &self.backchannel {
+            Some(b) => b.serve(&snapshot.auth, req).await,
+            // `decide` names the receiver only when it is configured.
+            None => session::http::error(StatusCode::NOT_FOUND, "not_found", "no such endpoint"),
+        };
+        Served {
+            reason: Reason::BackchannelLogout,
             response: response.map(Either::Right),
             subject: None,
             upstream: None,

@@ -10,6 +10,7 @@
 //! longer be valid, so a Redis that loses its data cannot un-revoke anything.
 
 pub mod metrics;
+mod once;
 pub mod protocol;
 pub mod sync;
 
@@ -21,6 +22,7 @@ use std::time::Duration;
 
 use prometheus::Registry;
 
+pub use once::{Once, once_key};
 pub use protocol::{Keys, Kind, Message, Revocation};
 
 use self::metrics::{MirrorCollector, SyncMetrics};
@@ -89,6 +91,8 @@ struct Inner {
     connected: AtomicBool,
     /// Last `seq` applied by the memory backend's own revocations.
     local_seq: AtomicU64,
+    /// The memory backend's once ids (keyed hashes) and until when they hold.
+    once: std::sync::Mutex<HashMap<u64, i64>>,
     metrics: SyncMetrics,
 }
 
@@ -200,6 +204,7 @@ impl Revocations {
                 confirmed_ms: AtomicI64::new(if memory { i64::MAX } else { 0 }),
                 connected: AtomicBool::new(memory),
                 local_seq: AtomicU64::new(0),
+                once: std::sync::Mutex::new(HashMap::new()),
                 metrics: SyncMetrics::new()?,
             }),
         })
@@ -369,8 +374,12 @@ impl Revocations {
                 Ok(self.inner.local_seq.fetch_add(1, Ordering::AcqRel) + 1)
             }
             Some(target) => {
-                let mut conn = target.config.endpoint.connect().await?;
-                Ok(protocol::revoke(&mut conn, &target.keys, revocation).await?)
+                let endpoint = &target.config.endpoint;
+                let mut conn = endpoint.connect().await?;
+                // Bounded: a hung Redis must not hang the caller.
+                endpoint
+                    .command(protocol::revoke(&mut conn, &target.keys, revocation))
+                    .await
             }
         }
     }

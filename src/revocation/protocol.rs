@@ -28,6 +28,12 @@ pub const REVOKE_SCRIPT: &str = include_str!("revoke.lua");
 /// score, channel)`.
 pub const REVOKE_FUNCTION: &str = include_str!("revoke_function.lua");
 
+/// The body run after [`REVOKE_FUNCTION`] by `Revocations::revoke_once`:
+/// revoke unless a once key exists, and set it. `KEYS[1]` the set, `KEYS[2]`
+/// the seq key, `KEYS[3]` the once key; `ARGV` as [`REVOKE_SCRIPT`] plus
+/// `ARGV[5]`, the once key's TTL in seconds. Returns the seq, or -1.
+pub const REVOKE_ONCE_SCRIPT: &str = include_str!("revoke_once.lua");
+
 /// Key and channel names for one prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keys {

@@ -51,10 +51,24 @@ const clients = [
 ];
 
 const provider = new Provider(issuer, {
+  // oidc-provider refuses to POST to special-use addresses (its SSRF
+  // guard); every receiver in the tests is on loopback.
+  fetch: (url, options) => {
+    const { dispatcher, ...rest } = options;
+    return globalThis.fetch(url, rest);
+  },
   clients,
   scopes: ['openid', 'offline_access', 'read', 'write'],
   jwks: { keys },
   enabledJWA: { idTokenSigningAlgValues: signing },
+  // `test_sid` on a token request puts that `sid` claim in the access
+  // token, as providers that tie access tokens to a login session do
+  // (Keycloak), for the tests of `revoke: session`.
+  extraParams: ['test_sid'],
+  extraTokenClaims: (ctx) => {
+    const sid = ctx.oidc.body?.test_sid;
+    return sid ? { sid } : undefined;
+  },
   features: {
     clientCredentials: { enabled: true },
     introspection: { enabled: true },

@@ -31,15 +31,15 @@ fn provider_dir() -> PathBuf {
 impl Op {
     /// Starts a provider whose `rp` client has `backchannel_logout_uri`.
     pub async fn start(backchannel_logout_uri: Option<&str>) -> Op {
+        Op::start_at(free_port(), backchannel_logout_uri).await
+    }
+
+    /// [`Op::start`] on `port` (so configs can name the issuer first).
+    pub async fn start_at(port: u16, backchannel_logout_uri: Option<&str>) -> Op {
         assert!(
             provider_dir().join("node_modules/oidc-provider").is_dir(),
             "oidc-provider is missing: run scripts/test.sh (it runs npm ci in tests/provider)"
         );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let mut config = json!({ "port": port, "introspection_secret": TOKENGATE_CLIENT.1 });
         if let Some(uri) = backchannel_logout_uri {
             config["backchannel_logout_uri"] = uri.into();
@@ -116,17 +116,18 @@ impl Op {
     /// (`urn:api:<ALG>`: an RFC 9068 JWT signed with ALG; `urn:api:opaque`:
     /// an opaque token).
     pub async fn access_token(&self, resource: &str) -> String {
-        let reply = self
-            .post_form(
-                "/token",
-                API_CLIENT,
-                &[
-                    ("grant_type", "client_credentials"),
-                    ("resource", resource),
-                    ("scope", "read"),
-                ],
-            )
-            .await;
+        self.access_token_with(resource, &[]).await
+    }
+
+    /// [`Op::access_token`] with more form fields (`test_sid`: the token's `sid`).
+    pub async fn access_token_with(&self, resource: &str, extra: &[(&str, &str)]) -> String {
+        let mut form = vec![
+            ("grant_type", "client_credentials"),
+            ("resource", resource),
+            ("scope", "read"),
+        ];
+        form.extend_from_slice(extra);
+        let reply = self.post_form("/token", API_CLIENT, &form).await;
         assert_eq!(reply.status, 200, "token request: {}", reply.body);
         let v: Value = serde_json::from_str(&reply.body).unwrap();
         v["access_token"].as_str().unwrap().to_owned()
@@ -145,6 +146,15 @@ impl Op {
         .unwrap();
         send(&http1(), req).await
     }
+}
+
+/// A port nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn urlencode(s: &str) -> String {

@@ -105,6 +105,7 @@ pub(super) fn issuer(c: &mut Check<'_>, path: &str, raw: &RawIssuer) -> Issuer {
         jwks_file_keys,
         remote,
         token_type,
+        backchannel_logout: issuer_logout(c, path, raw.backchannel_logout.as_ref()),
     }
 }
 

@@ -15,6 +15,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use super::raw::*;
 use super::*;
 
+mod backchannel;
 mod decision;
 mod issuers;
 mod listeners;
@@ -25,6 +26,7 @@ mod secrets;
 mod signing;
 mod sources;
 
+use self::backchannel::*;
 use self::decision::*;
 use self::issuers::*;
 use self::listeners::*;
@@ -268,6 +270,7 @@ pub(super) fn validate(raw: RawConfig, files: FileBase<'_>, env: Env) -> Result<
                 remote: None,
                 // RFC 9068 access tokens: an ID token of the same key never passes.
                 token_type: Some("at+jwt".to_owned()),
+                backchannel_logout: None,
             });
         }
     }
@@ -277,6 +280,7 @@ pub(super) fn validate(raw: RawConfig, files: FileBase<'_>, env: Env) -> Result<
         .decision
         .as_ref()
         .map(|d| decision(&mut c, d, &taken, &auth.sources));
+    let backchannel_logout = backchannel(&mut c, raw.backchannel_logout.as_ref(), &auth.issuers);
     let reload = ReloadConfig {
         watch: raw
             .reload
@@ -307,6 +311,7 @@ pub(super) fn validate(raw: RawConfig, files: FileBase<'_>, env: Env) -> Result<
         revocation,
         sessions,
         decision,
+        backchannel_logout,
         reload,
         origin: String::new(),
         files: c.read,
