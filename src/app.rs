@@ -124,12 +124,15 @@ impl App {
         revocations.register(metrics.registry())?;
         let mirror = revocations.clone();
         readiness.add_check(Arc::new(move || mirror.not_ready_reason()));
-        let jwks_metrics = JwksMetrics::new(metrics.registry())?;
+        let providers = reload::ProviderMetrics {
+            jwks: JwksMetrics::new(metrics.registry())?,
+            introspection: crate::auth::IntrospectionMetrics::new(metrics.registry())?,
+        };
         let key_stores = KeyStores::default();
         key_stores.register(metrics.registry())?;
         let stores = key_stores.clone();
         readiness.add_check(Arc::new(move || stores.not_ready_reason()));
-        let (snapshot, state, _) = reload::build(&config, None, &jwks_metrics);
+        let (snapshot, state, _) = reload::build(&config, None, &providers);
         key_stores.set(state.stores().to_vec());
         let sessions = match &config.sessions {
             Some(s) => Some(Arc::new(Sessions::new(
@@ -161,14 +164,7 @@ impl App {
             Some(path) => ConfigSource::File(path.clone()),
             None => ConfigSource::Inline,
         };
-        let reloader = Reloader::new(
-            source,
-            proxy.clone(),
-            metrics.registry(),
-            key_stores,
-            jwks_metrics,
-            state,
-        )?;
+        let reloader = Reloader::new(source, proxy.clone(), metrics.registry(), key_stores, providers, state)?;
         Ok(App {
             proxy,
             reloader,

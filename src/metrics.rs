@@ -65,6 +65,10 @@ pub enum Reason {
     /// Answered by the session service itself (refresh, logout, JWKS); its
     /// outcomes are counted by the `tokengate_session_*` families.
     SessionEndpoint,
+    /// 401: introspection says the opaque token is not active.
+    Inactive,
+    /// 503: the introspection endpoint did not answer usably in time.
+    IntrospectionUnavailable,
     /// Answered by the OIDC back-channel logout receiver.
     BackchannelLogout,
     /// 403: decision mode: the caller is not the configured ingress.
@@ -73,7 +77,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, for pre-registering label sets.
-    pub const ALL: [Reason; 28] = [
+    pub const ALL: [Reason; 30] = [
         Reason::Authorized,
         Reason::Public,
         Reason::BadPath,
@@ -100,6 +104,8 @@ impl Reason {
         Reason::UpstreamTimeout,
         Reason::UpstreamProtocol,
         Reason::SessionEndpoint,
+        Reason::Inactive,
+        Reason::IntrospectionUnavailable,
         Reason::BackchannelLogout,
         Reason::UntrustedCaller,
     ];
@@ -133,6 +139,8 @@ impl Reason {
             Reason::UpstreamTimeout => "upstream_timeout",
             Reason::UpstreamProtocol => "upstream_protocol",
             Reason::SessionEndpoint => "session_endpoint",
+            Reason::Inactive => "inactive",
+            Reason::IntrospectionUnavailable => "introspection_unavailable",
             Reason::BackchannelLogout => "backchannel_logout",
             Reason::UntrustedCaller => "untrusted_caller",
         }
@@ -157,6 +165,8 @@ impl Reason {
             | Reason::WrongAudience
             | Reason::MissingClaim
             | Reason::WrongType
+            | Reason::Inactive
+            | Reason::IntrospectionUnavailable
             | Reason::Revoked
             | Reason::InsufficientScope
             | Reason::ClaimMismatch

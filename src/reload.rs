@@ -53,13 +53,23 @@ impl State {
     }
 }
 
+/// The counters of an issuer's remote endpoints, registered once and
+/// shared by every snapshot a reload builds.
+#[derive(Clone)]
+pub struct ProviderMetrics {
+    /// `tokengate_jwks_fetches_total`, for the key stores.
+    pub jwks: JwksMetrics,
+    /// `tokengate_introspections_total`, for the introspecting issuer.
+    pub introspection: crate::auth::IntrospectionMetrics,
+}
+
 /// Builds the reloadable request path for `config`, reusing the upstream
 /// client and the key stores of `previous` where their settings are equal.
 /// Returns the snapshot, the new state, and the stores that need a fetch task.
 pub(crate) fn build(
     config: &Config,
     previous: Option<&State>,
-    jwks_metrics: &JwksMetrics,
+    providers: &ProviderMetrics,
 ) -> (Snapshot, State, Vec<Arc<KeyStore>>) {
     let upstream = match previous {
         Some(p) if p.upstream_config == config.upstream => p.upstream.clone(),
@@ -79,14 +89,19 @@ pub(crate) fn build(
             Some(match kept {
                 Some(store) => store.clone(),
                 None => {
-                    let store = KeyStore::new(&issuer.issuer, remote.clone(), jwks_metrics.clone());
+                    let store = KeyStore::new(&issuer.issuer, remote.clone(), providers.jwks.clone());
                     fresh.push(store.clone());
                     store
                 }
             })
         })
         .collect();
-    let snapshot = Snapshot::from_config(config, &stores, upstream.clone());
+    let snapshot = Snapshot::from_config(config, &stores, upstream.clone()).with_introspection(
+        &config.auth,
+        &stores,
+        config.limits.max_token_bytes,
+        &providers.introspection,
+    );
     let files = config.path.iter().chain(&config.files).cloned().collect();
     let state = State {
         upstream_config: config.upstream.clone(),
@@ -155,7 +170,7 @@ struct Inner {
     proxy: Arc<Proxy>,
     metrics: ReloadMetrics,
     key_stores: KeyStores,
-    jwks_metrics: JwksMetrics,
+    providers: ProviderMetrics,
     state: Mutex<State>,
 }
 
@@ -165,7 +180,7 @@ impl Reloader {
         proxy: Arc<Proxy>,
         registry: &Registry,
         key_stores: KeyStores,
-        jwks_metrics: JwksMetrics,
+        providers: ProviderMetrics,
         state: State,
     ) -> Result<Reloader, prometheus::Error> {
         Ok(Reloader(Arc::new(Inner {
@@ -173,7 +188,7 @@ impl Reloader {
             proxy,
             metrics: ReloadMetrics::new(registry)?,
             key_stores,
-            jwks_metrics,
+            providers,
             state: Mutex::new(state),
         })))
     }
@@ -242,7 +257,7 @@ impl Reloader {
                 "listen and admin.listen changed: listeners are not rebound by a reload; restart to move them"
             );
         }
-        let (snapshot, mut next, fresh) = build(&config, Some(&state), &self.0.jwks_metrics);
+        let (snapshot, mut next, fresh) = build(&config, Some(&state), &self.0.providers);
         next.tasks = std::mem::take(&mut state.tasks);
         next.tasks.retain(|t| !t.is_finished());
         next.tasks.extend(fresh.iter().map(jwks::fetch::spawn));

@@ -438,3 +438,189 @@ async fn a_hung_redis_answers_503_and_the_logout_holds_after_the_retry() {
     assert!(stopped.is_some(), "the logout was lost");
     sidecar.stop().await;
 }
+
+// ---- Introspection (RFC 7662) ---------------------------------------------
+
+/// A sidecar introspecting `issuer`'s opaque tokens as `client` (whose
+/// secret is in a file), its JWTs verified by discovered keys.
+fn introspection_config(issuer: &str, client: &str, method: &str, endpoint: Option<&str>) -> String {
+    introspection_config_with(issuer, (client, support::op::TOKENGATE_CLIENT.1), method, endpoint)
+}
+
+fn introspection_config_with(
+    issuer: &str,
+    (client, secret): (&str, &str),
+    method: &str,
+    endpoint: Option<&str>,
+) -> String {
+    let dir = temp_dir(&format!("introspection-{client}-{}", support::op::free_port()));
+    let secret_file = dir.join("client.secret");
+    std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
+    let secret = secret_file;
+    let endpoint = endpoint.map_or(String::new(), |e| format!(", endpoint: \"{e}\""));
+    let block = format!(
+        "      introspection: {{ client_id: {client}, secret_file: \"{}\", auth_method: {method}, cache_max: 1s, negative_cache: 30s, timeout: 500ms{endpoint} }}",
+        secret.display()
+    );
+    discovery_config(issuer, &block)
+        .replace(
+            "audiences: [\"urn:api\"]",
+            "audiences: [\"urn:api\", \"urn:api:opaque\"]",
+        )
+        .replace("      token_type: at+jwt\n", "")
+}
+
+async fn introspections(proxy: &TestProxy, result: &str) -> f64 {
+    metric_opt(
+        proxy.admin,
+        &format!("tokengate_introspections_total{{result=\"{result}\"}}"),
+    )
+    .await
+    .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn opaque_tokens_are_introspected_once_cached_and_refused_once_inactive() {
+    let op = Op::start(None).await;
+    let sidecar = TestProxy::start_with(
+        &introspection_config(&op.issuer(), "tokengate", "client_secret_basic", None),
+        start_echo().await,
+    )
+    .await;
+    assert!(wait_ready(&sidecar).await);
+    let opaque = op.access_token("urn:api:opaque").await;
+    assert!(!opaque.contains('.'), "not an opaque token: {opaque}");
+
+    let reply = get_with_token(&sidecar.url("/orders"), &opaque).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    // The provider's answer names the client (a client-credentials token
+    // has no subject), and the identity headers come from that answer.
+    assert_eq!(reply.upstream_header("x-auth-client").as_deref(), Some("api-client"));
+    assert_eq!(reply.upstream_header("x-auth-subject"), None);
+    // Repeats come from the cache, not the provider.
+    for _ in 0..5 {
+        assert_eq!(status_of(&sidecar, &opaque).await, StatusCode::OK);
+    }
+    assert_eq!(introspections(&sidecar, "active").await, 1.0);
+    assert!(introspections(&sidecar, "cache_hit").await >= 5.0);
+
+    // Twenty requests at once with a token never seen: one introspection.
+    let fresh = op
+        .access_token_with("urn:api:opaque", &[("test_sub", "opaque-user")])
+        .await;
+    let all = futures_util::future::join_all((0..20).map(|_| status_of(&sidecar, &fresh))).await;
+    assert!(all.iter().all(|s| *s == StatusCode::OK), "{all:?}");
+    assert_eq!(
+        introspections(&sidecar, "active").await,
+        2.0,
+        "concurrent requests were not coalesced"
+    );
+
+    // A made-up token: inactive, and asked about once.
+    for _ in 0..3 {
+        let reply = get_with_token(&sidecar.url("/orders"), "made-up-opaque-token").await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(introspections(&sidecar, "inactive").await, 1.0);
+
+    // Revoked at the provider: refused once the cached answer (cache_max
+    // 1s) has lapsed.
+    let revoked = op
+        .post_form("/token/revocation", support::op::API_CLIENT, &[("token", &opaque)])
+        .await;
+    assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.body);
+    let refused = wait_until(DEADLINE, || async {
+        status_of(&sidecar, &opaque).await == StatusCode::UNAUTHORIZED
+    })
+    .await;
+    assert!(refused.is_some(), "a token revoked at the provider kept working");
+
+    // The revocation mirror applies to introspected tokens too: a cut-off
+    // for the subject the provider reports stops the other token at once,
+    // cached or not.
+    let revoke = json!({"sub": "opaque-user"}).to_string();
+    let cut = http::Request::post(format!("http://{}/revoke", sidecar.admin))
+        .body(http_body_util::Full::new(bytes::Bytes::from(revoke)))
+        .unwrap();
+    assert_eq!(send(&http1(), cut).await.status, StatusCode::OK);
+    assert_eq!(status_of(&sidecar, &fresh).await, StatusCode::UNAUTHORIZED);
+
+    // JWTs of the same issuer are still verified locally, never introspected.
+    let asked = introspections(&sidecar, "active").await + introspections(&sidecar, "inactive").await;
+    let jwt = op.access_token("urn:api:ES256").await;
+    let _ = status_of(&sidecar, &jwt).await;
+    assert_eq!(
+        introspections(&sidecar, "active").await + introspections(&sidecar, "inactive").await,
+        asked
+    );
+    sidecar.stop().await;
+}
+
+#[tokio::test]
+async fn client_secret_post_and_an_explicit_endpoint_work_too() {
+    let op = Op::start(None).await;
+    let endpoint = format!("{}/token/introspection", op.issuer());
+    let sidecar = TestProxy::start_with(
+        &introspection_config(&op.issuer(), "tokengate-post", "client_secret_post", Some(&endpoint)),
+        start_echo().await,
+    )
+    .await;
+    assert!(wait_ready(&sidecar).await);
+    let opaque = op.access_token("urn:api:opaque").await;
+    let reply = get_with_token(&sidecar.url("/orders"), &opaque).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    sidecar.stop().await;
+}
+
+/// The provider refusing tokengate's credentials, hanging, or gone: 503 with
+/// Retry-After (the token may be valid; a 401 would make clients drop it),
+/// never cached, and JWTs keep working.
+#[tokio::test]
+async fn an_unusable_introspection_endpoint_answers_503_and_caches_nothing() {
+    let op = Op::start(None).await;
+    // Accepts connections and never answers.
+    let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hung_url = format!("http://{}/introspect", hung.local_addr().unwrap());
+    let _keep = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = hung.accept().await {
+            held.push(s);
+        }
+    });
+    let wrong_secret = introspection_config_with(
+        &op.issuer(),
+        ("tokengate", "not-the-secret-at-all-0123456789"),
+        "client_secret_basic",
+        None,
+    );
+    for (yaml, what) in [
+        (wrong_secret, "credentials the provider refuses"),
+        (
+            introspection_config(&op.issuer(), "tokengate", "client_secret_basic", Some(&hung_url)),
+            "an endpoint that never answers",
+        ),
+    ] {
+        let sidecar = TestProxy::start_with(&yaml, start_echo().await).await;
+        assert!(wait_ready(&sidecar).await);
+        let opaque = op.access_token("urn:api:opaque").await;
+        let started = std::time::Instant::now();
+        for _ in 0..2 {
+            let reply = get_with_token(&sidecar.url("/orders"), &opaque).await;
+            assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{what}: {}", reply.body);
+            assert_eq!(reply.headers["retry-after"], "1", "{what}");
+            assert!(!reply.body.contains(&opaque), "{what}: the token is echoed");
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{what}: the timeout was not kept"
+        );
+        assert_eq!(
+            introspections(&sidecar, "unavailable").await,
+            2.0,
+            "{what}: a failure was cached"
+        );
+        let jwt = op.access_token("urn:api:RS256").await;
+        assert_eq!(status_of(&sidecar, &jwt).await, StatusCode::OK, "{what}");
+        sidecar.stop().await;
+    }
+}

@@ -317,7 +317,7 @@ fn select_key<'a>(
     }
 }
 
-fn check_audience(aud: Option<&Value>, accepted: &[String]) -> Result<(), AuthError> {
+pub(super) fn check_audience(aud: Option<&Value>, accepted: &[String]) -> Result<(), AuthError> {
     let ok = match aud {
         None => return Err(AuthError::MissingClaim("aud")),
         Some(Value::String(s)) => accepted.iter().any(|a| a == s),

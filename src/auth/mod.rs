@@ -6,6 +6,7 @@ mod authorize;
 mod cache;
 mod claims;
 mod extract;
+mod introspect;
 mod jwt;
 mod metrics;
 
@@ -20,6 +21,8 @@ pub use extract::{extract, has_query_param, remove_query_param};
 pub use jwt::Verifier;
 
 use self::cache::VerifiedCache;
+pub use self::introspect::IntrospectionMetrics;
+use self::introspect::Introspector;
 pub use self::metrics::VerifyMetrics;
 use crate::clock::unix_now;
 use crate::config::{AuthConfig, TokenSource};
@@ -66,6 +69,14 @@ pub enum AuthError {
     /// token, an ID token where the issuer requires `at+jwt`).
     #[error("wrong token type")]
     WrongType,
+    /// Introspection says the opaque token is not active (expired, revoked
+    /// at the provider, or never issued).
+    #[error("token not active")]
+    Inactive,
+    /// The introspection endpoint did not answer usably in time (503: the
+    /// token may well be valid).
+    #[error("introspection unavailable")]
+    IntrospectionUnavailable,
 }
 
 impl AuthError {
@@ -84,6 +95,8 @@ impl AuthError {
             AuthError::WrongAudience => Reason::WrongAudience,
             AuthError::MissingClaim(_) => Reason::MissingClaim,
             AuthError::WrongType => Reason::WrongType,
+            AuthError::Inactive => Reason::Inactive,
+            AuthError::IntrospectionUnavailable => Reason::IntrospectionUnavailable,
         }
     }
 }
@@ -94,13 +107,27 @@ pub struct Authenticator {
     verifier: Verifier,
     cache: Option<VerifiedCache>,
     max_token_bytes: usize,
+    /// The issuer whose opaque tokens are introspected, if one is.
+    introspector: Option<Introspector>,
 }
 
 impl Authenticator {
     /// Builds the authenticator from the validated auth config; issuers with a
     /// JWKS URL read their keys from `stores`.
     pub fn new(auth: &AuthConfig, stores: &[Arc<KeyStore>], max_token_bytes: usize) -> Self {
+        Self::with_introspection(auth, stores, max_token_bytes, None)
+    }
+
+    /// [`Authenticator::new`], introspecting opaque tokens when an issuer
+    /// is configured for it and `metrics` are given.
+    pub fn with_introspection(
+        auth: &AuthConfig,
+        stores: &[Arc<KeyStore>],
+        max_token_bytes: usize,
+        metrics: Option<&IntrospectionMetrics>,
+    ) -> Self {
         Authenticator {
+            introspector: metrics.and_then(|m| Introspector::for_issuers(&auth.issuers, stores, m)),
             sources: auth.sources.clone(),
             verifier: Verifier::new(&auth.issuers, auth.leeway.as_secs()).with_key_stores(stores),
             cache: auth
@@ -129,6 +156,11 @@ impl Authenticator {
     pub async fn verify(&self, token: &str, metrics: &VerifyMetrics) -> Result<Arc<Claims>, AuthError> {
         let now = unix_now();
         let leeway = self.verifier.leeway();
+        if let Some(introspector) = &self.introspector
+            && introspect::is_opaque(token)
+        {
+            return introspector.claims(token, now, leeway).await;
+        }
         // Hashed once: the same key serves the lookup and, on a miss, the insert.
         let key = self.cache.as_ref().map(|cache| cache.key(token));
         if let (Some(cache), Some(key)) = (&self.cache, key) {

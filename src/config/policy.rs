@@ -58,6 +58,54 @@ pub struct Issuer {
     pub token_type: Option<String>,
     /// Set when the issuer sends OIDC back-channel logout tokens here.
     pub backchannel_logout: Option<IssuerLogout>,
+    /// Set when the issuer's opaque tokens are checked by RFC 7662
+    /// introspection (at most one issuer).
+    pub introspection: Option<Introspection>,
+}
+
+/// How opaque tokens are introspected (RFC 7662).
+#[derive(Clone, PartialEq)]
+pub struct Introspection {
+    /// The endpoint; `None` takes the one discovery finds.
+    pub endpoint: Option<Uri>,
+    /// tokengate's client id at the provider.
+    pub client_id: String,
+    /// Its client secret.
+    pub client_secret: String,
+    /// How the client authenticates.
+    pub auth_method: ClientAuth,
+    /// Time allowed for one introspection, connect to last byte.
+    pub timeout: Duration,
+    /// An active result is cached until the token's `exp`, at most this long.
+    pub cache_max: Duration,
+    /// An inactive result is cached this long.
+    pub negative_cache: Duration,
+    /// Results cached at most.
+    pub max_entries: u64,
+    /// Trust anchors for the endpoint; `None` uses the web PKI roots.
+    pub ca: Option<Vec<CertificateDer<'static>>>,
+    /// Plain http to a non-loopback host is allowed.
+    pub allow_http: bool,
+}
+
+impl fmt::Debug for Introspection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The secret never reaches a log line.
+        f.debug_struct("Introspection")
+            .field("endpoint", &self.endpoint)
+            .field("client_id", &self.client_id)
+            .field("auth_method", &self.auth_method)
+            .finish_non_exhaustive()
+    }
+}
+
+/// RFC 6749 §2.3.1 client authentication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// `client_secret_basic`: HTTP Basic with the form-encoded id and secret.
+    Basic,
+    /// `client_secret_post`: `client_id` and `client_secret` in the form.
+    Post,
 }
 
 /// An issuer's back-channel logout settings.

@@ -200,6 +200,23 @@ pub(super) struct RawIssuer {
     pub(super) jwks: Option<RawJwks>,
     pub(super) token_type: Option<S<String>>,
     pub(super) backchannel_logout: Option<RawIssuerLogout>,
+    pub(super) introspection: Option<RawIntrospection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawIntrospection {
+    pub(super) endpoint: Option<S<String>>,
+    pub(super) client_id: Option<S<String>>,
+    pub(super) secret_file: Option<S<String>>,
+    pub(super) secret_env: Option<S<String>>,
+    pub(super) auth_method: Option<S<String>>,
+    pub(super) timeout: Option<S<String>>,
+    pub(super) cache_max: Option<S<String>>,
+    pub(super) negative_cache: Option<S<String>>,
+    pub(super) max_entries: Option<S<u64>>,
+    pub(super) ca_file: Option<S<String>>,
+    pub(super) allow_http: Option<S<bool>>,
 }
 
 #[derive(Debug, Deserialize)]

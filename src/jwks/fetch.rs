@@ -10,11 +10,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, StatusCode, Uri, header};
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use rustls_pki_types::CertificateDer;
 
 use super::KeyStore;
 use crate::backoff::Backoff;
@@ -73,13 +74,14 @@ impl FetchError {
 /// Largest JWKS body accepted; real sets are a few kilobytes.
 pub const MAX_JWKS_BYTES: usize = 512 * 1024;
 
-type HttpClient = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
+/// The client for a provider's endpoints (keys, metadata, introspection).
+pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-/// An HTTP client for `remote`: its CA file, or the compiled-in web PKI roots
-/// (no dependency on the image having `/etc/ssl`).
-fn client(remote: &JwksRemote) -> HttpClient {
+/// An HTTP(S) client trusting `ca`, or the compiled-in web PKI roots (no
+/// dependency on the image having `/etc/ssl`); connects within `connect_timeout`.
+pub fn https_client(ca: Option<&[CertificateDer<'static>]>, connect_timeout: Duration) -> HttpClient {
     let builder = hyper_rustls::HttpsConnectorBuilder::new();
-    let builder = match &remote.ca {
+    let builder = match ca {
         Some(certs) => {
             let mut roots = rustls::RootCertStore::empty();
             // Validation already parsed these; a cert rustls cannot use is skipped.
@@ -94,7 +96,7 @@ fn client(remote: &JwksRemote) -> HttpClient {
     };
     let mut http = HttpConnector::new();
     http.enforce_http(false);
-    http.set_connect_timeout(Some(remote.fetch_timeout));
+    http.set_connect_timeout(Some(connect_timeout));
     let connector = builder.https_or_http().enable_http1().wrap_connector(http);
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(30))
@@ -125,7 +127,7 @@ async fn get(client: &HttpClient, url: &Uri, timeout: Duration) -> Result<(Bytes
     let request = Request::get(url.clone())
         .header(header::ACCEPT, "application/jwk-set+json, application/json")
         .header(header::USER_AGENT, concat!("tokengate/", env!("CARGO_PKG_VERSION")))
-        .body(Empty::new())
+        .body(Full::default())
         .map_err(|e| FetchError::Http(e.to_string()))?;
     let work = async {
         let response = client
@@ -316,7 +318,7 @@ pub fn spawn(store: &Arc<KeyStore>) -> tokio::task::JoinHandle<()> {
 }
 
 async fn run(store: Weak<KeyStore>, wake: Arc<tokio::sync::Notify>, remote: JwksRemote) {
-    let client = client(&remote);
+    let client = https_client(remote.ca.as_deref(), remote.fetch_timeout);
     let mut failures: u32 = 0;
     let mut was_failing = false;
     let mut metadata_failing = false;

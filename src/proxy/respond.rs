@@ -111,6 +111,18 @@ pub fn respond(rejection: &Rejection, realm: &str) -> Response<Full<Bytes>> {
                 "invalid_token",
                 "token not yet valid",
             ),
+            AuthError::Inactive => (
+                S::UNAUTHORIZED,
+                Challenge::InvalidToken,
+                "invalid_token",
+                "token not active",
+            ),
+            AuthError::IntrospectionUnavailable => (
+                S::SERVICE_UNAVAILABLE,
+                Challenge::None,
+                "temporarily_unavailable",
+                "the token could not be checked; retry later",
+            ),
             // The cause stays in logs and metrics: telling a forger which
             // check failed helps them, not the legitimate client.
             AuthError::TokenTooLarge
@@ -177,6 +189,9 @@ pub fn respond(rejection: &Rejection, realm: &str) -> Response<Full<Bytes>> {
     };
     if let Rejection::Revocation(RevocationError::Stale { retry_after }) = rejection {
         headers.insert(http::header::RETRY_AFTER, HeaderValue::from(*retry_after));
+    }
+    if let Rejection::Auth(AuthError::IntrospectionUnavailable) = rejection {
+        headers.insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
     // The realm was validated as quoted-string safe at config load.
     if let Some(v) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {

@@ -80,6 +80,21 @@ impl Snapshot {
         .with_http(HttpRules::default())
     }
 
+    /// This snapshot, introspecting opaque tokens for the issuer that is
+    /// configured for it (counting in `metrics`).
+    pub fn with_introspection(
+        mut self,
+        auth: &AuthConfig,
+        stores: &[Arc<KeyStore>],
+        max_token_bytes: usize,
+        metrics: &crate::auth::IntrospectionMetrics,
+    ) -> Self {
+        if auth.issuers.iter().any(|i| i.introspection.is_some()) {
+            self.auth = Authenticator::with_introspection(auth, stores, max_token_bytes, Some(metrics));
+        }
+        self
+    }
+
     /// The request path `config` describes, over the key stores of its
     /// JWKS issuers and an upstream client: the one place it is assembled
     /// (reloads, tests and benchmarks all come through here).

@@ -44,9 +44,15 @@ const clients = [
     backchannel_logout_session_required: true,
   },
   {
-    // tokengate's credentials for introspection.
+    // tokengate's credentials for introspection (HTTP Basic).
     client_id: 'tokengate', client_secret: config.introspection_secret ?? 'tokengate-introspection-secret-0123',
     grant_types: ['client_credentials'], redirect_uris: [], response_types: [],
+  },
+  {
+    // The same, authenticating with client_secret_post.
+    client_id: 'tokengate-post', client_secret: config.introspection_secret ?? 'tokengate-introspection-secret-0123',
+    grant_types: ['client_credentials'], redirect_uris: [], response_types: [],
+    token_endpoint_auth_method: 'client_secret_post',
   },
 ];
 
@@ -63,15 +69,21 @@ const provider = new Provider(issuer, {
   enabledJWA: { idTokenSigningAlgValues: signing },
   // `test_sid` on a token request puts that `sid` claim in the access
   // token, as providers that tie access tokens to a login session do
-  // (Keycloak), for the tests of `revoke: session`.
-  extraParams: ['test_sid'],
+  // (Keycloak), for the tests of `revoke: session`. `test_sub` makes the
+  // introspection answer for an opaque token name that subject (the
+  // provider names one only for user tokens, which need a browser login).
+  extraParams: ['test_sid', 'test_sub'],
   extraTokenClaims: (ctx) => {
-    const sid = ctx.oidc.body?.test_sid;
-    return sid ? { sid } : undefined;
+    const { test_sid: sid, test_sub: sub } = ctx.oidc.body ?? {};
+    if (sid) return { sid };
+    if (sub) return { sub };
+    return undefined;
   },
   features: {
     clientCredentials: { enabled: true },
     introspection: { enabled: true },
+    // RFC 7009: clients revoke their tokens at the provider.
+    revocation: { enabled: true },
     backchannelLogout: { enabled: true },
     devInteractions: { enabled: false },
     // Makes the provider publish its encryption key, as Keycloak does.

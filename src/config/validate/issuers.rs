@@ -14,11 +14,16 @@ pub(super) fn issuer(c: &mut Check<'_>, path: &str, raw: &RawIssuer) -> Issuer {
         audiences.push(a.value.clone());
     }
     let discovery = raw.discovery.as_ref().is_some_and(|d| d.value);
-    if raw.keys.is_empty() && raw.jwks_url.is_none() && raw.jwks_file.is_none() && !discovery {
+    if raw.keys.is_empty()
+        && raw.jwks_url.is_none()
+        && raw.jwks_file.is_none()
+        && !discovery
+        && raw.introspection.is_none()
+    {
         c.problem(
             format!("{path}.keys"),
             line(&raw.issuer),
-            "needs at least one key, a jwks_url, a jwks_file or discovery: true",
+            "needs at least one key, a jwks_url, a jwks_file, discovery: true or introspection",
         );
     }
     let mut keys: Vec<Key> = Vec::new();
@@ -106,6 +111,7 @@ pub(super) fn issuer(c: &mut Check<'_>, path: &str, raw: &RawIssuer) -> Issuer {
         remote,
         token_type,
         backchannel_logout: issuer_logout(c, path, raw.backchannel_logout.as_ref()),
+        introspection: introspection(c, path, raw.introspection.as_ref(), discovery),
     }
 }
 
@@ -147,7 +153,7 @@ fn discovered_remote(
 ) -> Option<JwksRemote> {
     let allow_http = raw.and_then(|j| j.allow_http.as_ref()).is_some_and(|a| a.value);
     let ipath = format!("{path}.issuer");
-    let base = fetchable_url(c, &ipath, issuer, allow_http)?;
+    let base = fetchable_url(c, &ipath, issuer, allow_http, KEYS_OVER_HTTP)?;
     if base.query().is_some() {
         c.problem(
             &ipath,
@@ -176,10 +182,20 @@ fn discovered_remote(
     Some(remote)
 }
 
-/// `url` parsed as an absolute http(s) URL without credentials that keys
-/// may be fetched from: https, or plain http to a loopback address or when
-/// `allow_http` is set.
-fn fetchable_url(c: &mut Check<'_>, upath: &str, url: &S<String>, allow_http: bool) -> Option<Uri> {
+/// Why plain http is refused for keys and metadata.
+const KEYS_OVER_HTTP: &str =
+    "plain http lets anyone on the path substitute keys; use https, a loopback address, or set jwks.allow_http: true";
+
+/// `url` parsed as an absolute http(s) URL without credentials that may be
+/// fetched: https, or plain http to a loopback address or when `allow_http`
+/// is set (else the problem `over_http`).
+pub(super) fn fetchable_url(
+    c: &mut Check<'_>,
+    upath: &str,
+    url: &S<String>,
+    allow_http: bool,
+    over_http: &str,
+) -> Option<Uri> {
     let uri = match url.value.parse::<Uri>() {
         Ok(u) if u.host().is_some() && u.authority().is_some_and(|a| !a.as_str().contains('@')) => u,
         _ => {
@@ -195,11 +211,7 @@ fn fetchable_url(c: &mut Check<'_>, upath: &str, url: &S<String>, allow_http: bo
         Some("https") => Some(uri),
         Some("http") if allow_http || is_loopback_host(uri.host().unwrap_or_default()) => Some(uri),
         Some("http") => {
-            c.problem(
-                upath,
-                line(url),
-                "plain http lets anyone on the path substitute keys; use https, a loopback address, or set jwks.allow_http: true",
-            );
+            c.problem(upath, line(url), over_http);
             None
         }
         _ => {
@@ -217,7 +229,7 @@ pub(super) fn jwks_remote(
     algorithms: Vec<Alg>,
 ) -> Option<JwksRemote> {
     let allow_http = raw.and_then(|j| j.allow_http.as_ref()).is_some_and(|a| a.value);
-    let uri = fetchable_url(c, &format!("{path}.jwks_url"), url, allow_http)?;
+    let uri = fetchable_url(c, &format!("{path}.jwks_url"), url, allow_http, KEYS_OVER_HTTP)?;
     remote_tuning(c, path, uri, raw, algorithms)
 }
 
@@ -314,7 +326,7 @@ auth:
                 "auth.issuers[1].algorithms[0]: HMAC keys are never taken from a JWKS; configure them under keys with secret_file",
                 "auth.issuers[1].algorithms[1]: `none` is not one of RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA Ed25519",
                 "auth.issuers[1].jwks_url: plain http lets anyone on the path substitute keys; use https, a loopback address, or set jwks.allow_http: true",
-                "auth.issuers[2].keys: needs at least one key, a jwks_url, a jwks_file or discovery: true",
+                "auth.issuers[2].keys: needs at least one key, a jwks_url, a jwks_file, discovery: true or introspection",
                 "auth.issuers[3].token_type: must be a media type such as at+jwt (RFC 9068 access tokens)",
             ],
         )]);
@@ -340,7 +352,7 @@ auth:
                 "auth.issuers[3].jwks_url: discovery finds the JWKS URL in the provider's metadata; give one or the other",
                 "auth.issuers[4].issuer: must be an http:// or https:// URL",
                 "auth.issuers[5].issuer: an issuer URL for discovery has no query or fragment (OpenID Connect Discovery §2)",
-                "auth.issuers[6].keys: needs at least one key, a jwks_url, a jwks_file or discovery: true",
+                "auth.issuers[6].keys: needs at least one key, a jwks_url, a jwks_file, discovery: true or introspection",
             ],
         )]);
         let config = crate::config::Config::from_yaml_str(

@@ -17,6 +17,7 @@ use super::*;
 
 mod backchannel;
 mod decision;
+mod introspection;
 mod issuers;
 mod listeners;
 mod requests;
@@ -28,6 +29,7 @@ mod sources;
 
 use self::backchannel::*;
 use self::decision::*;
+use self::introspection::*;
 use self::issuers::*;
 use self::listeners::*;
 use self::revocations::*;
@@ -271,6 +273,7 @@ pub(super) fn validate(raw: RawConfig, files: FileBase<'_>, env: Env) -> Result<
                 // RFC 9068 access tokens: an ID token of the same key never passes.
                 token_type: Some("at+jwt".to_owned()),
                 backchannel_logout: None,
+                introspection: None,
             });
         }
     }
@@ -281,6 +284,7 @@ pub(super) fn validate(raw: RawConfig, files: FileBase<'_>, env: Env) -> Result<
         .as_ref()
         .map(|d| decision(&mut c, d, &taken, &auth.sources));
     let backchannel_logout = backchannel(&mut c, raw.backchannel_logout.as_ref(), &auth.issuers);
+    one_introspecting_issuer(&mut c, &auth.issuers);
     let reload = ReloadConfig {
         watch: raw
             .reload
