@@ -188,6 +188,39 @@ fn a_providers_real_key_set_loads_as_a_jwks_file_with_its_skipped_keys_noted() {
     assert!(!stdout.contains("sig-1"), "the usable key is not noted:\n{stdout}");
 }
 
+/// The README's configs for Keycloak-, Auth0- and oidc-provider-style
+/// issuers check as written (every new issuer field: discovery, token_type,
+/// backchannel_logout, introspection by secret_env and secret_file).
+#[test]
+fn the_readmes_provider_configs_check() {
+    let readme = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = readme
+        .split("### Minimal configs for common providers")
+        .nth(1)
+        .and_then(|s| s.split("\n### ").next())
+        .expect("the README has the provider section");
+    let snippets: Vec<&str> = section
+        .split("```yaml\n")
+        .skip(1)
+        .filter_map(|s| s.split("```").next())
+        .collect();
+    assert_eq!(snippets.len(), 3, "Keycloak, Auth0, oidc-provider");
+    let dir = temp_dir("cli-readme-providers");
+    let secret = dir.join("op-introspection");
+    std::fs::write(&secret, "a-client-secret\n").unwrap();
+    for (i, snippet) in snippets.iter().enumerate() {
+        let file = dir.join(format!("provider-{i}.yaml"));
+        let yaml = snippet.replace("/secrets/op-introspection", &secret.display().to_string());
+        std::fs::write(&file, format!("upstream: {{ url: \"http://127.0.0.1:3000\" }}\n{yaml}")).unwrap();
+        let out = check_config(&file);
+        assert!(
+            out.status.success(),
+            "README provider config {i} does not check:\n{yaml}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 #[test]
 fn token_mint_signs_with_the_embedded_dev_key() {
     let out = Command::new(BIN)
