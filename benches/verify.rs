@@ -1,5 +1,5 @@
-//! Verification cost per token, RS256 / ES256 / EdDSA, with the
-//! verified-token cache off and on (a repeated token hits it).
+//! Verification cost per token, RS256 / ES256 / EdDSA / ES512 / Ed25519,
+//! with the verified-token cache off and on (a repeated token hits it).
 //!   cargo bench --bench verify
 
 mod common;
@@ -19,11 +19,14 @@ fn bench(c: &mut Criterion) {
     tokengate::install_crypto_providers();
     let metrics = VerifyMetrics::new(&prometheus::Registry::new()).unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    for alg in [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA] {
-        let t = token(alg);
+    let tokens = [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA]
+        .map(|alg| (format!("{alg:?}"), token(alg)))
+        .into_iter()
+        .chain(["ES512", "Ed25519"].map(|alg| (alg.to_owned(), common::token_named(alg))));
+    for (alg, t) in tokens {
         for cache in [false, true] {
             let auth = authenticator(cache);
-            let name = format!("verify/{alg:?}/cache_{}", if cache { "on" } else { "off" });
+            let name = format!("verify/{alg}/cache_{}", if cache { "on" } else { "off" });
             c.bench_function(&name, |b| {
                 b.iter(|| runtime.block_on(auth.verify(black_box(&t), &metrics)).unwrap())
             });

@@ -1,5 +1,6 @@
 //! What both criterion benches build: tokens signed with the test fixtures'
 //! keys, and a config with the verified-token cache on or off.
+#![allow(dead_code)] // each bench uses a different subset
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use tokengate::Config;
@@ -29,6 +30,48 @@ pub fn token(alg: Algorithm) -> String {
     jsonwebtoken::encode(&header, &claims, &key).unwrap()
 }
 
+/// A token like [`token`] for an algorithm jsonwebtoken cannot sign:
+/// `ES512` (the P-521 fixture key) or `Ed25519` (RFC 9864's name, the
+/// Ed25519 fixture key), signed with aws-lc-rs directly.
+pub fn token_named(alg: &str) -> String {
+    use aws_lc_rs::signature::{ECDSA_P521_SHA512_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair};
+    use base64::Engine as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let der = |name: &str| {
+        let pem = String::from_utf8(fixture(name)).unwrap();
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        base64::engine::general_purpose::STANDARD.decode(body).unwrap()
+    };
+    let now = tokengate::clock::unix_now();
+    let claims = serde_json::json!({
+        "iss": "https://issuer.test/", "aud": "app", "sub": "user-1234",
+        "iat": now, "exp": now + 3600, "jti": "0b9b6a52-7d1c-4c1e-9a55-3f1c8c2f6f10",
+        "scope": "read write admin", "email": "user@example.com",
+    });
+    let header = serde_json::json!({ "alg": alg, "kid": alg, "typ": "JWT" });
+    let input = format!(
+        "{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(claims.to_string().as_bytes())
+    );
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let signature = match alg {
+        "ES512" => EcdsaKeyPair::from_pkcs8(&ECDSA_P521_SHA512_FIXED_SIGNING, &der("ec521.key.pem"))
+            .unwrap()
+            .sign(&rng, input.as_bytes())
+            .unwrap()
+            .as_ref()
+            .to_vec(),
+        "Ed25519" => Ed25519KeyPair::from_pkcs8(&der("ed25519.key.pem"))
+            .unwrap()
+            .sign(input.as_bytes())
+            .as_ref()
+            .to_vec(),
+        other => panic!("no signer for {other}"),
+    };
+    format!("{input}.{}", b64(&signature))
+}
+
 /// The issuer `token` signs for, with one key per algorithm it signs with
 /// (paths relative to tests/fixtures).
 const ISSUER: &str = r#"
@@ -42,6 +85,8 @@ auth:
         - { kid: RS256, algorithm: RS256, public_key_file: keys/rsa.pub.pem }
         - { kid: ES256, algorithm: ES256, public_key_file: keys/ec256.pub.pem }
         - { kid: EdDSA, algorithm: EdDSA, public_key_file: keys/ed25519.pub.pem }
+        - { kid: ES512, algorithm: ES512, public_key_file: keys/ec521.pub.pem }
+        - { kid: Ed25519, algorithm: Ed25519, public_key_file: keys/ed25519.pub.pem }
 "#;
 
 /// `ISSUER` plus `rest` (top-level sections such as `routes`), with the
