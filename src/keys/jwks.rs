@@ -65,6 +65,13 @@ pub struct Parsed {
 pub fn parse(doc: &[u8], allowed: &[Alg]) -> Result<Parsed, JwksError> {
     let value: Value = serde_json::from_slice(doc).map_err(|e| JwksError::NotJwks(e.to_string()))?;
     let Some(entries) = value.get("keys").and_then(Value::as_array) else {
+        // The commonest mistake: the discovery URL pasted as the JWKS URL.
+        if value.get("jwks_uri").is_some() {
+            return Err(JwksError::NotJwks(
+                "this is a provider's metadata document, not its JWKS: use discovery: true (or its jwks_uri as jwks_url)"
+                    .into(),
+            ));
+        }
         return Err(JwksError::NotJwks("no \"keys\" array".into()));
     };
     if entries.len() > MAX_KEYS {
@@ -265,6 +272,9 @@ mod tests {
     fn not_a_jwks() {
         assert!(matches!(parse(b"[]", ALL), Err(JwksError::NotJwks(_))));
         assert!(matches!(parse(b"{\"keys\": 1}", ALL), Err(JwksError::NotJwks(_))));
+        let metadata = br#"{"issuer": "https://op", "jwks_uri": "https://op/jwks"}"#;
+        let err = parse(metadata, ALL).unwrap_err().to_string();
+        assert!(err.contains("use discovery: true"), "{err}");
         let many: Vec<Value> = (0..=MAX_KEYS).map(|i| ed_jwk(&i.to_string())).collect();
         let doc = serde_json::json!({ "keys": many }).to_string();
         assert_eq!(
