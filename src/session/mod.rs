@@ -382,8 +382,16 @@ impl Sessions {
     /// Logs `sub` out everywhere: a subject cut-off at now (every access
     /// token issued so far, by any sidecar) and every refresh token.
     pub async fn end_subject(&self, sub: &str) -> Result<usize, SessionError> {
-        let before = unix_ms() / 1000;
-        let ended = self.store.end_subject(sub, before).await?;
+        // `iat <= before` is revoked, in whole seconds. A login after an
+        // earlier cut-off c got iat c + 1 (`issued_at`), so a cut-off that
+        // must cover every token issued so far is at least c + 1: "now"
+        // alone would miss that token when both logouts share a second.
+        let now = unix_ms() / 1000;
+        let before = match self.revocations.subject_cutoff(sub) {
+            Some(c) if c >= now => c.saturating_add(1),
+            _ => now,
+        };
+        let (ended, before) = self.store.end_subject(sub, before).await?;
         self.enforce(&[Revocation::Subject {
             id: sub.to_owned(),
             before,

@@ -187,11 +187,14 @@ impl Store {
         }
     }
 
-    /// Ends every session of `sub`; returns how many there were. The caller
-    /// publishes the subject cut-off (memory) or the script does (redis).
-    pub async fn end_subject(&self, sub: &str, before: i64) -> Result<usize, StoreError> {
+    /// Ends every session of `sub` with a cut-off at `before` (the caller
+    /// has raised it past any earlier cut-off it knows of); returns how many
+    /// sessions there were and the cut-off written, which the redis script
+    /// raises past the earlier one Redis holds. The caller publishes it
+    /// (memory) or the script does (redis).
+    pub async fn end_subject(&self, sub: &str, before: i64) -> Result<(usize, i64), StoreError> {
         match self {
-            Store::Memory(m) => Ok(Self::lock(m).end_subject(sub)),
+            Store::Memory(m) => Ok((Self::lock(m).end_subject(sub), before)),
             Store::Redis(r) => r.end_subject(sub, before).await,
         }
     }

@@ -33,7 +33,8 @@ const REFRESH: &str = include_str!("lua/refresh.lua");
 /// Returns `[existed 0|1, revoked exp or '']`.
 const END: &str = include_str!("lua/end.lua");
 
-/// ARGV[3] sub, [4] cut-off. Returns `[sessions ended]`.
+/// ARGV[3] sub, [4] cut-off (now). Returns `[sessions ended, cut-off]`:
+/// later than now when an earlier cut-off was (see `Sessions::end_subject`).
 const END_SUBJECT: &str = include_str!("lua/end_subject.lua");
 
 /// ARGV[3] token hash. Returns `[sid]` or `[]`.
@@ -197,7 +198,7 @@ impl RedisStore {
         Ok(reply.first().and_then(text))
     }
 
-    pub(super) async fn end_subject(&self, sub: &str, before: i64) -> Result<usize, StoreError> {
+    pub(super) async fn end_subject(&self, sub: &str, before: i64) -> Result<(usize, i64), StoreError> {
         let reply = self
             .run(&self.scripts.end_subject, |i| {
                 i.arg(sub).arg(before);
@@ -207,7 +208,11 @@ impl RedisStore {
             .first()
             .and_then(int)
             .ok_or(StoreError::Reply("end_subject without count"))?;
-        Ok(usize::try_from(n).unwrap_or(0))
+        let cutoff = reply
+            .get(1)
+            .and_then(int)
+            .ok_or(StoreError::Reply("end_subject without cut-off"))?;
+        Ok((usize::try_from(n).unwrap_or(0), cutoff))
     }
 
     pub(super) async fn list(&self, sub: &str) -> Result<Vec<SessionInfo>, StoreError> {
