@@ -12,7 +12,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use serde::Deserialize;
 
@@ -93,9 +93,9 @@ impl AdminService {
         if !self.peer.is_some_and(|p| p.ip().is_loopback()) {
             return text(StatusCode::FORBIDDEN, "revoke is only accepted from loopback\n".into());
         }
-        let body = match Limited::new(req.into_body(), MAX_REVOKE_BODY).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(_) => return text(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n".into()),
+        let body = match crate::body::read(req.into_body(), MAX_REVOKE_BODY).await {
+            Ok(b) => b,
+            Err(e) => return text(e.status(), format!("{e}\n")),
         };
         let revocation = match serde_json::from_slice::<RevokeRequest>(&body) {
             Ok(RevokeRequest {

@@ -14,7 +14,7 @@
 use bytes::Bytes;
 use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use prometheus::{IntCounterVec, Opts, Registry};
 use serde_json::{Map, Value};
@@ -27,7 +27,8 @@ use crate::revocation::{Once, Revocation, Revocations};
 
 /// The event a logout token must carry (§2.4).
 pub const LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
-/// Largest request body accepted; logout tokens are a few hundred bytes.
+/// Largest request body accepted; logout tokens are a few hundred bytes
+/// (read within `body::BODY_TIMEOUT`).
 const MAX_BODY: usize = 16 * 1024;
 
 /// Why a logout request was not acted on. Each maps to one status and one
@@ -37,9 +38,12 @@ pub enum LogoutError {
     /// Not a POST.
     #[error("method not allowed")]
     Method,
-    /// Not a form with exactly one `logout_token`, or too large.
+    /// Not a form with exactly one `logout_token`.
     #[error("malformed request: {0}")]
     Request(&'static str),
+    /// The body was too large, late or broken.
+    #[error("{0}")]
+    Body(crate::body::BodyError),
     /// The token's signature, `typ`, issuer or audience does not check out.
     #[error("logout token refused: {0}")]
     Token(AuthError),
@@ -59,6 +63,7 @@ impl LogoutError {
     pub fn status(&self) -> StatusCode {
         match self {
             LogoutError::Method => StatusCode::METHOD_NOT_ALLOWED,
+            LogoutError::Body(e) => e.status(),
             LogoutError::Request(_) | LogoutError::Token(_) | LogoutError::Claim(_) | LogoutError::Replayed => {
                 StatusCode::BAD_REQUEST
             }
@@ -69,7 +74,7 @@ impl LogoutError {
     /// The `result` label of `tokengate_backchannel_logouts_total`.
     pub fn label(&self) -> &'static str {
         match self {
-            LogoutError::Method | LogoutError::Request(_) => "bad_request",
+            LogoutError::Method | LogoutError::Request(_) | LogoutError::Body(_) => "bad_request",
             LogoutError::Token(_) | LogoutError::Claim(_) => "invalid_token",
             LogoutError::Replayed => "replayed",
             LogoutError::Unavailable(_) => "unavailable",
@@ -163,16 +168,14 @@ impl Backchannel {
         if !form {
             return Err(LogoutError::Request("not application/x-www-form-urlencoded"));
         }
-        let body = Limited::new(req.into_body(), MAX_BODY)
-            .collect()
+        let body = crate::body::read(req.into_body(), MAX_BODY)
             .await
-            .map_err(|_| LogoutError::Request("body unreadable or too large"))?
-            .to_bytes();
+            .map_err(LogoutError::Body)?;
         let mut tokens = form_urlencoded::parse(&body).filter(|(k, _)| k == "logout_token");
         let token = match (tokens.next(), tokens.next()) {
             (Some((_, t)), None) if !t.is_empty() => t,
-            (None, _) => return Err(LogoutError::Request("no logout_token")),
-            _ => return Err(LogoutError::Request("logout_token given more than once")),
+            (None, _) | (Some(_), None) => return Err(LogoutError::Request("no logout_token")),
+            (Some(_), Some(_)) => return Err(LogoutError::Request("logout_token given more than once")),
         };
         let claims = auth.verify_logout(&token).await.map_err(LogoutError::Token)?;
         let now = unix_now();
@@ -260,6 +263,12 @@ fn check_claims(claims: &Map<String, Value>, now: i64, leeway: i64, max_age: i64
             return Err(LogoutError::Claim("expired"));
         }
     }
+    if let Some(nbf) = claims.get("nbf") {
+        let nbf = numeric_date(nbf).ok_or(LogoutError::Claim("nbf is not a NumericDate"))?;
+        if now.saturating_add(leeway) < nbf {
+            return Err(LogoutError::Claim("not yet valid"));
+        }
+    }
     let jti = text("jti")?.ok_or(LogoutError::Claim("jti missing"))?;
     let event = claims
         .get("events")
@@ -285,7 +294,7 @@ fn error_answer(e: &LogoutError) -> Response<Full<Bytes>> {
     // A fixed description per class: the body never echoes the request.
     let description = match e {
         LogoutError::Method => "use POST",
-        LogoutError::Request(_) => "expected a form with one logout_token",
+        LogoutError::Request(_) | LogoutError::Body(_) => "expected a form with one logout_token, sent promptly",
         LogoutError::Token(_) | LogoutError::Claim(_) => "the logout token is not valid",
         LogoutError::Replayed => "this logout token was already processed",
         LogoutError::Unavailable(_) => "the revocation store is unavailable; retry",
@@ -356,6 +365,8 @@ mod tests {
             ("expired", |v| v["exp"] = json!(NOW - 31)),
             ("jti missing", |v| drop(v.as_object_mut().unwrap().remove("jti"))),
             ("jti", |v| v["jti"] = json!(7)),
+            ("jti", |v| v["jti"] = json!("")),
+            ("not yet valid", |v| v["nbf"] = json!(NOW + 31)),
             ("no back-channel logout event", |v| v["events"] = json!({})),
             ("no back-channel logout event", |v| {
                 v["events"] = json!({ LOGOUT_EVENT: "yes" })

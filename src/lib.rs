@@ -40,7 +40,7 @@
 //!                admin, server, tls, jwks (remote key stores), route, redis_client
 //! ```
 //!
-//! Leaves (import nothing of ours): `backoff`, `clock`, `keys`, `path`, `metrics`, `redis_client`,
+//! Leaves (import nothing of ours): `backoff`, `body`, `clock`, `json`, `keys`, `path`, `metrics`, `redis_client`,
 //! `readiness`, `signal`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
@@ -50,10 +50,12 @@ pub mod app;
 pub mod auth;
 pub mod backchannel;
 pub mod backoff;
+pub mod body;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod decision;
+pub mod json;
 pub mod jwks;
 pub mod keys;
 pub mod metrics;

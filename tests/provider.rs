@@ -624,3 +624,116 @@ async fn an_unusable_introspection_endpoint_answers_503_and_caches_nothing() {
         sidecar.stop().await;
     }
 }
+
+/// Tokens that are not bearer access tokens, whatever `typ` says or omits:
+/// an untyped logout token (where its audience is also an access-token
+/// audience), a key-bound token (`cnf`), and introspection answers for a
+/// refresh token or a bound token. And an introspection answer that names a
+/// member twice is not believed.
+#[tokio::test]
+async fn only_bearer_access_tokens_pass_as_access_tokens() {
+    let idp = JwksServer::start(vec![jwk(Algorithm::ES256, "k1")]).await;
+    let issuer = idp.origin();
+    idp.set_document(
+        "/.well-known/openid-configuration",
+        json!({"issuer": issuer, "jwks_uri": idp.url(), "introspection_endpoint": format!("{issuer}/introspect")}),
+    );
+    let dir = temp_dir("bearer-only");
+    std::fs::write(dir.join("secret"), "s3cret\n").unwrap();
+    let yaml = format!(
+        r#"
+listen: "127.0.0.1:0"
+admin: {{ listen: "127.0.0.1:0" }}
+upstream: {{ url: "http://{{upstream}}" }}
+auth:
+  issuers:
+    - issuer: "{issuer}"
+      discovery: true
+      audiences: [rp]
+      backchannel_logout: {{ audiences: [rp] }}
+      introspection: {{ client_id: tg, secret_file: "{}", negative_cache: 0s }}
+  identity_headers: {{ subject: X-Auth-Subject }}
+routes:
+  - prefix: /
+"#,
+        dir.join("secret").display()
+    );
+    let proxy = TestProxy::start_with(&yaml, start_echo().await).await;
+    assert!(wait_ready(&proxy).await);
+    let sign = |claims: serde_json::Value| {
+        tokengate::install_crypto_providers();
+        let mut header = jsonwebtoken::Header::new(Algorithm::ES256);
+        header.kid = Some("k1".into());
+        header.typ = None;
+        jsonwebtoken::encode(&header, &claims, &signing_key(Algorithm::ES256)).unwrap()
+    };
+    let base = || json!({"iss": issuer, "aud": "rp", "sub": "alice", "iat": now(), "exp": now() + 300, "jti": format!("j{}", now())});
+    let plain = sign(base());
+    assert_eq!(status_of(&proxy, &plain).await, StatusCode::OK);
+
+    let mut logout = base();
+    logout["events"] = json!({ "http://schemas.openid.net/event/backchannel-logout": {} });
+    logout.as_object_mut().unwrap().remove("exp");
+    let logout = sign(logout);
+    let reply = get_with_token(&proxy.url("/orders"), &logout).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::UNAUTHORIZED,
+        "an untyped logout token passed: {}",
+        reply.body
+    );
+    let mut bound = base();
+    bound["cnf"] = json!({"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"});
+    assert_eq!(
+        status_of(&proxy, &sign(bound)).await,
+        StatusCode::UNAUTHORIZED,
+        "a DPoP-bound token passed as bearer"
+    );
+    assert_eq!(
+        metric(
+            proxy.admin,
+            "tokengate_requests_total{outcome=\"rejected\",reason=\"wrong_type\"}"
+        )
+        .await,
+        2.0
+    );
+
+    for (n, (answer, expected)) in [
+        (
+            json!({"active": true, "aud": "rp", "sub": "u", "token_type": "Bearer"}),
+            StatusCode::OK,
+        ),
+        (
+            json!({"active": true, "aud": "rp", "sub": "u", "token_type": "refresh_token"}),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            json!({"active": true, "aud": "rp", "sub": "u", "cnf": {"x5t#S256": "abc"}}),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            json!({"active": true, "aud": "rp", "sub": "u", "token_type": "DPoP"}),
+            StatusCode::UNAUTHORIZED,
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        idp.set_document("/introspect", answer.clone());
+        let reply = get_with_token(&proxy.url("/orders"), &format!("opaque-{n}")).await;
+        assert_eq!(reply.status, expected, "{answer}: {}", reply.body);
+    }
+    // A raw answer naming `active` twice (serde_json would keep the last).
+    idp.set_raw_document(
+        "/introspect",
+        r#"{"active": false, "active": true, "aud": "rp", "sub": "u"}"#,
+    );
+    let reply = get_with_token(&proxy.url("/orders"), "opaque-dup").await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{}", reply.body);
+
+    // The untyped logout token is still a valid logout token.
+    let reply = post_logout(&proxy, &format!("logout_token={logout}")).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(status_of(&proxy, &plain).await, StatusCode::UNAUTHORIZED);
+    proxy.stop().await;
+}

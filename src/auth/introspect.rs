@@ -253,8 +253,8 @@ impl Introspector {
                 tracing::warn!(issuer = %self.issuer, timeout = ?self.config.timeout, "introspection timed out");
                 AuthError::IntrospectionUnavailable
             })??;
-        let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(&body) else {
-            tracing::warn!(issuer = %self.issuer, "introspection answer is not a JSON object");
+        let Some(map) = crate::json::unique_object(&body) else {
+            tracing::warn!(issuer = %self.issuer, "introspection answer is not a JSON object with unique members");
             return Err(AuthError::IntrospectionUnavailable);
         };
         self.judge(map, now, leeway)
@@ -266,6 +266,14 @@ impl Introspector {
         if map.remove("active") != Some(Value::Bool(true)) {
             return Ok(Answer::Inactive);
         }
+        // A refresh token, or one bound to a key (`token_type` DPoP, `cnf`),
+        // is not a bearer access token; the provider may still call it active.
+        match map.get("token_type") {
+            None => {}
+            Some(Value::String(t)) if t.eq_ignore_ascii_case("bearer") || t == "access_token" => {}
+            Some(_) => return Err(AuthError::WrongType),
+        }
+        super::jwt::check_bearer(&map)?;
         match map.get("iss") {
             None => {
                 map.insert("iss".into(), self.issuer.clone().into());

@@ -214,7 +214,7 @@ impl Verifier {
         let alg = Alg::from_str(&header.alg).map_err(|_| AuthError::AlgorithmNotAllowed)?;
 
         let payload_json = decode_part(payload_b64)?;
-        let Ok(UniqueKeys(map)) = serde_json::from_slice::<UniqueKeys>(&payload_json) else {
+        let Some(map) = crate::json::unique_object(&payload_json) else {
             return Err(AuthError::Malformed("payload is not a JSON object with unique claim names").into());
         };
 
@@ -256,7 +256,10 @@ impl Verifier {
         }
         // After the signature, like every claim check: a forger learns nothing.
         match purpose {
-            Purpose::Access => check_type(header.typ.as_deref(), issuer.token_type.as_deref())?,
+            Purpose::Access => {
+                check_type(header.typ.as_deref(), issuer.token_type.as_deref())?;
+                check_bearer(&map)?;
+            }
             Purpose::Logout => check_type(header.typ.as_deref(), Some("logout+jwt")).or_else(|e| {
                 // OIDC Back-Channel Logout §2.4: `typ` is recommended, not required.
                 if header.typ.is_none() { Ok(()) } else { Err(e) }
@@ -264,6 +267,22 @@ impl Verifier {
         }
         Ok((map, index, generation))
     }
+}
+
+/// Claims that say a token is not a bearer access token, whatever its
+/// `typ` (which is optional): a back-channel logout token's event (an
+/// untyped one would otherwise pass where audiences overlap), and a
+/// confirmation (`cnf`: DPoP or mTLS binding), which tokengate cannot
+/// check, so a thief could use a bound token as a bearer one.
+pub(super) fn check_bearer(claims: &serde_json::Map<String, Value>) -> Result<(), AuthError> {
+    if claims.contains_key("cnf") {
+        return Err(AuthError::WrongType);
+    }
+    let logout = claims
+        .get("events")
+        .and_then(Value::as_object)
+        .is_some_and(|e| e.contains_key("http://schemas.openid.net/event/backchannel-logout"));
+    if logout { Err(AuthError::WrongType) } else { Ok(()) }
 }
 
 /// `exp` and `nbf` of already verified claims at `now`, with `leeway`.
@@ -327,35 +346,6 @@ pub(super) fn check_audience(aud: Option<&Value>, accepted: &[String]) -> Result
         Some(_) => return Err(AuthError::Malformed("aud is not a string or array")),
     };
     if ok { Ok(()) } else { Err(AuthError::WrongAudience) }
-}
-
-/// A JSON object whose member names are unique. serde_json keeps the last of
-/// two equal names; another JWT library (or the app, decoding the token it
-/// is handed) may keep the first, so `{"sub":"bob","sub":"root"}` would name
-/// two subjects. RFC 7519 §4 lets a parser reject such a token; we do.
-struct UniqueKeys(serde_json::Map<String, Value>);
-
-impl<'de> serde::Deserialize<'de> for UniqueKeys {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = UniqueKeys;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut access: A) -> Result<UniqueKeys, A::Error> {
-                let mut map = serde_json::Map::new();
-                while let Some((name, value)) = access.next_entry::<String, Value>()? {
-                    if map.contains_key(&name) {
-                        return Err(serde::de::Error::custom("duplicate claim name"));
-                    }
-                    map.insert(name, value);
-                }
-                Ok(UniqueKeys(map))
-            }
-        }
-        d.deserialize_map(Visitor)
-    }
 }
 
 #[cfg(test)]

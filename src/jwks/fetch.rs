@@ -232,8 +232,8 @@ pub struct Metadata {
 impl Metadata {
     /// Parses and checks a document against the configured issuer.
     pub fn parse(body: &[u8], discovery: &Discovery, allowed: &[Alg]) -> Result<Metadata, FetchError> {
-        let doc: serde_json::Value =
-            serde_json::from_slice(body).map_err(|e| FetchError::Metadata(format!("not JSON: {e}")))?;
+        let doc = crate::json::unique_object(body)
+            .ok_or_else(|| FetchError::Metadata("not a JSON object with unique member names".into()))?;
         let text = |name: &str| doc.get(name).and_then(serde_json::Value::as_str);
         // Exact comparison: no trailing-slash or case folding (OIDC
         // Discovery §4.3), or a look-alike issuer would pass.
@@ -269,18 +269,20 @@ impl Metadata {
         let introspection_endpoint = followable("introspection_endpoint")?;
         // The signing algorithms an OpenID Provider lists (RFC 8414's
         // metadata has no such list for tokens).
-        let listed: Vec<&str> = doc
-            .get("id_token_signing_alg_values_supported")
-            .and_then(serde_json::Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(serde_json::Value::as_str)
-            .collect();
-        let algorithms: Vec<Alg> = if listed.is_empty() {
-            allowed.to_vec()
-        } else {
-            allowed.iter().copied().filter(|a| listed.contains(&a.name())).collect()
+        let listed: Option<Vec<&str>> = match doc.get("id_token_signing_alg_values_supported") {
+            None => None,
+            Some(serde_json::Value::Array(list)) => Some(list.iter().filter_map(serde_json::Value::as_str).collect()),
+            Some(_) => {
+                return Err(FetchError::Metadata(
+                    "id_token_signing_alg_values_supported is not a list".into(),
+                ));
+            }
         };
+        let algorithms: Vec<Alg> = match &listed {
+            None => allowed.to_vec(),
+            Some(listed) => allowed.iter().copied().filter(|a| listed.contains(&a.name())).collect(),
+        };
+        let listed = listed.unwrap_or_default();
         if algorithms.is_empty() {
             return Err(FetchError::Metadata(format!(
                 "it lists no signing algorithm tokengate may use (it lists {})",
@@ -462,6 +464,15 @@ mod tests {
             "https://op.example/introspect"
         );
         assert_eq!(Metadata::parse(b"[", &d, all).unwrap_err().label(), "invalid_metadata");
+        // A list that is empty or not a list leaves nothing, rather than everything.
+        for listed in [serde_json::json!([]), serde_json::json!("RS256")] {
+            let mut doc = base("https://op.example/jwks");
+            doc["id_token_signing_alg_values_supported"] = listed.clone();
+            assert_eq!(parse(doc).unwrap_err().label(), "invalid_metadata", "{listed}");
+        }
+        // A member named twice is not believed (the last copy would win).
+        let twice = br#"{"issuer": "https://evil.example", "issuer": "https://op.example", "jwks_uri": "https://op.example/jwks"}"#;
+        assert_eq!(Metadata::parse(twice, &d, all).unwrap_err().label(), "invalid_metadata");
     }
 
     #[test]

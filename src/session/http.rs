@@ -15,7 +15,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, PRAGMA, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 
 use super::{RefreshResult, SessionError, Sessions};
@@ -199,14 +199,15 @@ async fn read_form(req: Request<Incoming>) -> Result<Form, Response<Full<Bytes>>
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/json"));
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => {
-            return Err(error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "invalid_request",
-                "request body larger than 8 KiB",
-            ));
+    let body = match crate::body::read(req.into_body(), MAX_BODY).await {
+        Ok(b) => b,
+        Err(e) => {
+            let description = match e {
+                crate::body::BodyError::TooLarge => "request body larger than 8 KiB",
+                crate::body::BodyError::Timeout => "request body not received in time",
+                crate::body::BodyError::Broken => "request body unreadable",
+            };
+            return Err(error(e.status(), "invalid_request", description));
         }
     };
     if json {

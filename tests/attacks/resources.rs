@@ -66,3 +66,49 @@ async fn http2_streams_cannot_multiply_app_connections_past_the_cap() {
         app.connections()
     );
 }
+
+/// A body announced and never sent, to the endpoints tokengate answers
+/// itself (session refresh, back-channel logout): once the head is complete
+/// no connection timeout applies, so each is given up after
+/// `body::BODY_TIMEOUT` with 408, and its slot is free again.
+#[tokio::test]
+async fn a_body_announced_and_never_sent_to_our_own_endpoints_is_given_up() {
+    let yaml = base_config()
+        .replace(
+            "shutdown:",
+            "limits: { max_connections: 4, header_read_timeout: 500ms }\nshutdown:",
+        )
+        .replace(
+            "    - issuer: \"other-issuer\"\n",
+            "    - issuer: \"other-issuer\"\n      backchannel_logout: { audiences: [rp] }\n",
+        )
+        + "sessions:\n  signing_key: { private_key_file: keys/ec256.key.pem }\n  control: { listen: \"127.0.0.1:0\" }\n";
+    let proxy = TestProxy::start_with(&yaml, start_echo().await).await;
+    let started = Instant::now();
+    let mut hogs = Vec::new();
+    for path in ["/.tokengate/refresh", "/.tokengate/backchannel-logout"].repeat(2) {
+        let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 16000\r\n\r\nlogout_token="
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        hogs.push(tokio::spawn(async move {
+            let mut answer = Vec::new();
+            let _ = tokio::time::timeout(
+                Duration::from_secs(60),
+                tokio::io::AsyncReadExt::read_to_end(&mut s, &mut answer),
+            )
+            .await;
+            String::from_utf8_lossy(&answer).into_owned()
+        }));
+    }
+    for hog in hogs {
+        let answer = hog.await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    }
+    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+    let reply = tokio::time::timeout(Duration::from_secs(10), get(&proxy.url("/public/x"), &[]))
+        .await
+        .expect("the slots are free again");
+    assert_eq!(reply.status, 200);
+}

@@ -32,8 +32,8 @@ struct State {
     max_age: Option<u64>,
     /// Answer with this status instead of the set.
     failing: Option<StatusCode>,
-    /// Metadata documents by path; any other path with `/.well-known/` is 404.
-    documents: std::collections::HashMap<String, Value>,
+    /// Documents by path (JSON text); any other path with `/.well-known/` is 404.
+    documents: std::collections::HashMap<String, String>,
 }
 
 /// A running provider; dropping it does not stop it (tests are short).
@@ -94,7 +94,7 @@ impl JwksServer {
         if let Some(doc) = state.documents.get(path) {
             return Response::builder()
                 .header("content-type", "application/json")
-                .body(Full::new(Bytes::from(doc.to_string())))
+                .body(Full::new(Bytes::from(doc.clone())))
                 .unwrap();
         }
         if path.contains("/.well-known/") {
@@ -130,7 +130,16 @@ impl JwksServer {
 
     /// Serves `doc` at `path` (a provider's metadata document).
     pub fn set_document(&self, path: &str, doc: Value) {
-        self.state.lock().unwrap().documents.insert(path.to_owned(), doc);
+        self.set_raw_document(path, &doc.to_string());
+    }
+
+    /// Serves `text` as JSON at `path`, exactly as written.
+    pub fn set_raw_document(&self, path: &str, text: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .documents
+            .insert(path.to_owned(), text.to_owned());
     }
 
     /// The server's origin, `http://127.0.0.1:PORT`.
