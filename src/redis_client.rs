@@ -48,7 +48,33 @@ pub enum RedisError {
     /// A subscription stream ended (its connection closed).
     #[error("subscription closed")]
     Closed,
+    /// The script reached Redis after its deadline and changed nothing.
+    #[error("redis ran the script after its deadline; nothing was changed")]
+    Late,
 }
+
+/// The deadline (unix ms) passed to a script sent now over `endpoint`:
+/// half the command timeout away. A script Redis starts later does nothing
+/// (`redis_deadline.lua`), so when the caller has given up and answered 503, a
+/// Redis that was only paused cannot apply the change behind its back;
+/// one that starts in time finishes (scripts take microseconds) long
+/// before the caller's timeout. Assumes the clocks of tokengate and Redis
+/// agree within that half.
+pub fn script_deadline(endpoint: &Endpoint) -> i64 {
+    let half = i64::try_from(endpoint.command_timeout.as_millis() / 2).unwrap_or(i64::MAX);
+    now_ms().saturating_add(half)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The Lua prologue of a deadline-bound script: with the deadline (unix ms)
+/// as its last argument, it returns `{'late'}` before doing anything when
+/// Redis's clock is past it.
+pub const DEADLINE_PROLOGUE: &str = include_str!("redis_deadline.lua");
 
 impl Endpoint {
     /// An endpoint for `url`, with the default timeouts (connect 2 s, command 1 s).
@@ -153,6 +179,11 @@ impl SharedConnection {
         let c = self.endpoint.connect().await?;
         self.conn.store(Some(Arc::new(c.clone())));
         Ok(c)
+    }
+
+    /// The endpoint this connection goes to.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
     }
 
     /// Notes a failed exchange: after a broken socket or a timeout, the next

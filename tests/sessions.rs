@@ -707,6 +707,97 @@ async fn a_redis_outage_answers_503_and_recovers() {
     );
 }
 
+/// A 503 means nothing changed (issue 17): with Redis busy past the command
+/// timeout, each transition answers 503; once Redis runs the scripts it was sent,
+/// they find their deadline passed and change nothing. So the refresh the
+/// client retries (as Retry-After says) is not a reuse, the login it was
+/// told failed does not appear, and the logout it was told failed has not
+/// ended the session.
+#[tokio::test]
+async fn a_transition_answered_503_while_redis_hangs_never_happens_later() {
+    let backend = Backend::redis();
+    let proxy = backend.start("").await;
+    let redis = backend.redis.as_ref().unwrap();
+    let pair = open(&proxy, "lena", json!({})).await;
+    let ct = ("content-type", "application/json");
+    let sessions_of = |sub: &'static str| {
+        let url = control_url(&proxy, &format!("/sessions?sub={sub}"));
+        async move {
+            let list = request("GET", &url, &[]).await;
+            assert_eq!(list.status, 200, "{}", list.body);
+            serde_json::from_str::<Value>(&list.body).unwrap()["sessions"]
+                .as_array()
+                .map_or(0, Vec::len)
+        }
+    };
+
+    // Redis busy (a spinning script: the server holds its connections open
+    // and runs what they sent once it is done), long enough for all three
+    // to give up after command_timeout (500 ms).
+    let port = redis.port;
+    let sleeper = std::thread::spawn(move || {
+        // A script that spins for 2.5 s (DEBUG SLEEP is disabled by default).
+        let spin = "local t = redis.call('TIME') local until_us = t[1] * 1000000 + t[2] + 2500000 \
+                    repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] >= until_us return 1";
+        std::process::Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "EVAL", spin, "0"])
+            .output()
+            .unwrap()
+    });
+    // Busy once a PING on a connection of our own goes unanswered. (The
+    // proxy's connection was opened by `open` above: what it sends now is
+    // queued in Redis's socket, as on a failover or a stall.)
+    let busy = wait_until(DEADLINE, || async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let Ok(mut probe) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+            return false;
+        };
+        let _ = probe.write_all(b"PING\r\n").await;
+        let mut pong = [0u8; 7];
+        tokio::time::timeout(std::time::Duration::from_millis(100), probe.read_exact(&mut pong))
+            .await
+            .is_err()
+    })
+    .await;
+    assert!(busy.is_some(), "redis never got busy");
+    let (sessions_url, logout_url) = (control_url(&proxy, "/sessions"), proxy.url("/.tokengate/logout"));
+    let bearer = format!("Bearer {}", field(&pair, "access_token"));
+    let (json_header, auth_header) = ([ct], [("authorization", bearer.as_str())]);
+    let (refreshed, login, logout) = tokio::join!(
+        refresh(&proxy, field(&pair, "refresh_token")),
+        post(&sessions_url, &json_header, r#"{"sub": "mo"}"#),
+        post(&logout_url, &auth_header, ""),
+    );
+    sleeper.join().unwrap();
+    for (what, reply) in [("refresh", &refreshed), ("login", &login), ("logout", &logout)] {
+        assert_eq!(reply.status, 503, "{what}: {}", reply.body);
+    }
+
+    // The retried refresh rotates: the first attempt did not spend the token.
+    let retried = wait_until(DEADLINE, || async {
+        refresh(&proxy, field(&pair, "refresh_token")).await.status != 503
+    })
+    .await;
+    assert!(retried.is_some(), "redis never came back");
+    assert_eq!(
+        metric(proxy.admin, r#"tokengate_session_refreshes_total{result="rotated"}"#).await,
+        1.0,
+        "the retried refresh did not rotate"
+    );
+    assert_eq!(
+        metric(proxy.admin, r#"tokengate_session_refreshes_total{result="reused"}"#).await,
+        0.0,
+        "the refresh answered 503 was applied later, and its retry looked like a reuse"
+    );
+    // The login that failed never appears; the logout that failed never ended lena's session.
+    assert_eq!(sessions_of("mo").await, 0, "the failed login appeared later");
+    assert_eq!(
+        sessions_of("lena").await,
+        1,
+        "the failed logout ended the session later"
+    );
+}
+
 async fn the_readme_python_client_walks_the_whole_flow(backend: Backend) {
     let proxy = backend.start("  access_token_ttl: 2s\n").await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/session_client.py");

@@ -57,13 +57,14 @@ impl Revocations {
         let (kind, rid, score) = revocation.script_args();
         let keys = &target.keys;
         let script = redis::Script::new(&format!(
-            "{}\n{}",
+            "{}{}\n{}",
+            crate::redis_client::DEADLINE_PROLOGUE,
             protocol::REVOKE_FUNCTION,
             protocol::REVOKE_ONCE_SCRIPT
         ));
         let endpoint = &target.config.endpoint;
         let mut conn = endpoint.connect().await?;
-        let seq: i64 = endpoint
+        let reply: redis::Value = endpoint
             .command(
                 script
                     .key(keys.set(kind))
@@ -74,10 +75,16 @@ impl Revocations {
                     .arg(score)
                     .arg(&keys.channel)
                     .arg(ttl_secs.max(1))
+                    // Last: a script Redis runs after we gave up (and
+                    // answered 503) changes nothing, so the retry does it.
+                    .arg(crate::redis_client::script_deadline(endpoint))
                     .invoke_async(&mut conn),
             )
             .await?;
-        Ok(u64::try_from(seq).map_or(Once::AlreadyDone, Once::Applied))
+        match reply {
+            redis::Value::Int(seq) => Ok(u64::try_from(seq).map_or(Once::AlreadyDone, Once::Applied)),
+            _ => Err(RedisError::Late),
+        }
     }
 }
 

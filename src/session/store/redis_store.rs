@@ -59,11 +59,19 @@ struct Scripts {
     lookup: redis::Script,
 }
 
+/// Every script: the deadline check first (nothing before it may change
+/// anything), then the revoke function, the shared helpers and the body.
 fn script(body: &str) -> redis::Script {
     redis::Script::new(&format!(
-        "{}{COMMON}{body}",
+        "{}{}{COMMON}{body}",
+        crate::redis_client::DEADLINE_PROLOGUE,
         crate::revocation::protocol::REVOKE_FUNCTION
     ))
+}
+
+/// The prologue's `{'late'}`; no script answers that otherwise.
+fn is_late(reply: &[redis::Value]) -> bool {
+    matches!(reply, [redis::Value::BulkString(b)] if b.as_slice() == b"late")
 }
 
 fn hex(hash: &TokenHash) -> String {
@@ -109,7 +117,11 @@ impl RedisStore {
             .arg(&keys.tag)
             .arg(&keys.channel);
         args(&mut invocation);
+        // Last, as the prologue reads it: a script Redis runs after the
+        // caller gave up changes nothing, so a 503 means nothing changed.
+        invocation.arg(crate::redis_client::script_deadline(self.conn.endpoint()));
         match invocation.invoke_async::<Vec<redis::Value>>(&mut conn).await {
+            Ok(v) if is_late(&v) => Err(StoreError::Redis(RedisError::Late)),
             Ok(v) => Ok(v),
             Err(e) => {
                 self.conn.failed(&e);
