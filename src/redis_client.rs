@@ -17,7 +17,7 @@ use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo};
 /// lazily, so building one never touches the network.
 #[derive(Clone)]
 pub struct Endpoint {
-    client: Client,
+    target: Target,
     display_url: String,
     /// Time allowed to open a connection.
     pub connect_timeout: Duration,
@@ -25,12 +25,29 @@ pub struct Endpoint {
     pub command_timeout: Duration,
 }
 
+/// Where connections go: one server, or whichever server the sentinels
+/// name as the master at the moment of connecting.
+#[derive(Clone)]
+enum Target {
+    Direct(Client),
+    Sentinel {
+        /// Shared by the clones of this endpoint: it caches sentinel connections.
+        sentinels: Arc<tokio::sync::Mutex<redis::sentinel::Sentinel>>,
+        master: String,
+        /// Password and TLS for the master (not for the sentinels).
+        node: redis::sentinel::SentinelNodeConnectionInfo,
+    },
+}
+
 /// Why a URL names no usable Redis.
 #[derive(Debug, thiserror::Error)]
 pub enum UrlError {
-    /// Neither `redis://` nor `rediss://`.
-    #[error("must start with redis:// or rediss:// (TLS)")]
+    /// Neither `redis://`, `rediss://` nor their `+sentinel` forms.
+    #[error("must start with redis://, rediss:// (TLS), redis+sentinel:// or rediss+sentinel://")]
     Scheme,
+    /// A sentinel URL without its master name or sentinel addresses.
+    #[error("a sentinel URL is redis+sentinel://[:password@]host:port[,host:port...]/master-name")]
+    Sentinel,
     /// The client library refused it.
     #[error("not a Redis URL: {0}")]
     Invalid(#[source] redis::RedisError),
@@ -78,13 +95,51 @@ pub const DEADLINE_PROLOGUE: &str = include_str!("redis_deadline.lua");
 
 impl Endpoint {
     /// An endpoint for `url`, with the default timeouts (connect 2 s, command 1 s).
+    ///
+    /// `redis+sentinel://[:password@]host:port[,host:port...]/master-name`
+    /// (or `rediss+sentinel://`, TLS to the sentinels and the master) asks
+    /// the sentinels for the master on every connect, so a reconnect after
+    /// a failover reaches the new master; the URL's password is the
+    /// sentinels', the master's comes from [`Endpoint::with_password`].
     pub fn parse(url: &str) -> Result<Endpoint, UrlError> {
-        if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+        let target = if let Some((scheme, rest)) = url.split_once("+sentinel://") {
+            let (tls, scheme) = match scheme {
+                "redis" => (false, "redis"),
+                "rediss" => (true, "rediss"),
+                _ => return Err(UrlError::Scheme),
+            };
+            let (auth, rest) = match rest.rsplit_once('@') {
+                Some((auth, rest)) => (format!("{auth}@"), rest),
+                None => (String::new(), rest),
+            };
+            let (hosts, master) = rest.split_once('/').ok_or(UrlError::Sentinel)?;
+            let master = master.trim_end_matches('/');
+            if hosts.is_empty() || master.is_empty() || master.contains('/') {
+                return Err(UrlError::Sentinel);
+            }
+            let nodes = hosts
+                .split(',')
+                .map(|h| format!("{scheme}://{auth}{h}").into_connection_info())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(UrlError::Invalid)?;
+            let sentinels = redis::sentinel::Sentinel::build(nodes).map_err(UrlError::Invalid)?;
+            let mut node = redis::sentinel::SentinelNodeConnectionInfo::default();
+            if tls {
+                node = node.set_tls_mode(redis::TlsMode::Secure);
+            }
+            Target::Sentinel {
+                sentinels: Arc::new(tokio::sync::Mutex::new(sentinels)),
+                master: master.to_owned(),
+                node,
+            }
+        } else if url.starts_with("redis://") || url.starts_with("rediss://") {
+            let info = url.into_connection_info().map_err(UrlError::Invalid)?;
+            Target::Direct(Client::open(info).map_err(UrlError::Invalid)?)
+        } else {
             return Err(UrlError::Scheme);
-        }
-        let info = url.into_connection_info().map_err(UrlError::Invalid)?;
+        };
         Ok(Endpoint {
-            client: Client::open(info).map_err(UrlError::Invalid)?,
+            target,
             display_url: redact_url(url),
             connect_timeout: Duration::from_secs(2),
             command_timeout: Duration::from_secs(1),
@@ -92,14 +147,50 @@ impl Endpoint {
     }
 
     /// The same endpoint with `password` (from a file or the environment)
-    /// in place of any password in the URL.
+    /// in place of any password in the URL (for a sentinel URL: the master's).
     pub fn with_password(self, password: String) -> Result<Endpoint, UrlError> {
-        let info = self.client.get_connection_info().clone();
-        let settings = info.redis_settings().clone().set_password(password);
-        Ok(Endpoint {
-            client: Client::open(info.set_redis_settings(settings)).map_err(UrlError::Invalid)?,
-            ..self
-        })
+        let target = match self.target {
+            Target::Direct(client) => {
+                let info = client.get_connection_info().clone();
+                let settings = info.redis_settings().clone().set_password(password);
+                Target::Direct(Client::open(info.set_redis_settings(settings)).map_err(UrlError::Invalid)?)
+            }
+            Target::Sentinel {
+                sentinels,
+                master,
+                node,
+            } => Target::Sentinel {
+                sentinels,
+                master,
+                node: node.set_redis_connection_info(redis::RedisConnectionInfo::default().set_password(password)),
+            },
+        };
+        Ok(Endpoint { target, ..self })
+    }
+
+    /// True when connections go through sentinels.
+    pub fn is_sentinel(&self) -> bool {
+        matches!(self.target, Target::Sentinel { .. })
+    }
+
+    /// The client for the server to talk to now: the one configured, or
+    /// the master the sentinels name (checked to say it is the master).
+    async fn client(&self) -> Result<Client, RedisError> {
+        match &self.target {
+            Target::Direct(client) => Ok(client.clone()),
+            Target::Sentinel {
+                sentinels,
+                master,
+                node,
+            } => {
+                let mut sentinels = sentinels.lock().await;
+                Ok(within(
+                    self.connect_timeout + self.command_timeout,
+                    sentinels.async_master_for(master, Some(node)),
+                )
+                .await?)
+            }
+        }
     }
 
     /// The URL without its password, for logs.
@@ -112,20 +203,18 @@ impl Endpoint {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.connect_timeout))
             .set_response_timeout(Some(self.command_timeout));
+        let client = self.client().await?;
         within(
             self.connect_timeout + self.command_timeout,
-            self.client.get_multiplexed_async_connection_with_config(&config),
+            client.get_multiplexed_async_connection_with_config(&config),
         )
         .await
     }
 
     /// A pub/sub connection subscribed to `channel`.
     pub async fn subscribe(&self, channel: &str) -> Result<PubSub, RedisError> {
-        let mut pubsub = within(
-            self.connect_timeout + self.command_timeout,
-            self.client.get_async_pubsub(),
-        )
-        .await?;
+        let client = self.client().await?;
+        let mut pubsub = within(self.connect_timeout + self.command_timeout, client.get_async_pubsub()).await?;
         within(self.command_timeout, pubsub.subscribe(channel)).await?;
         Ok(pubsub)
     }
@@ -189,7 +278,10 @@ impl SharedConnection {
     /// Notes a failed exchange: after a broken socket or a timeout, the next
     /// [`SharedConnection::get`] connects afresh instead of reusing it.
     pub fn failed(&self, e: &redis::RedisError) {
-        if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_unrecoverable_error() {
+        // READONLY: the server was demoted by a failover; reconnecting asks
+        // the sentinels for the new master.
+        let demoted = e.code() == Some("READONLY");
+        if demoted || e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_unrecoverable_error() {
             self.conn.store(None);
         }
     }
@@ -210,6 +302,37 @@ pub fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sentinel_urls() {
+        let e = Endpoint::parse("redis+sentinel://:pw@10.0.0.1:26379,10.0.0.2:26379/mymaster").unwrap();
+        assert!(e.is_sentinel());
+        assert_eq!(
+            e.display_url(),
+            "redis+sentinel://:***@10.0.0.1:26379,10.0.0.2:26379/mymaster"
+        );
+        assert!(Endpoint::parse("rediss+sentinel://s1:26379/m").unwrap().is_sentinel());
+        assert!(!Endpoint::parse("redis://h").unwrap().is_sentinel());
+        for bad in [
+            "redis+sentinel://s1:26379",
+            "redis+sentinel://s1:26379/",
+            "redis+sentinel:///m",
+            "redis+sentinel://s1/a/b",
+        ] {
+            assert!(matches!(Endpoint::parse(bad), Err(UrlError::Sentinel)), "{bad}");
+        }
+        assert!(matches!(Endpoint::parse("http+sentinel://s1/m"), Err(UrlError::Scheme)));
+        assert!(matches!(
+            Endpoint::parse("redis+sentinel://s1:x/m"),
+            Err(UrlError::Invalid(_))
+        ));
+        // The master's password does not replace the sentinels'.
+        let e = Endpoint::parse("redis+sentinel://s1:26379/m")
+            .unwrap()
+            .with_password("p".into())
+            .unwrap();
+        assert!(e.is_sentinel());
+    }
 
     #[test]
     fn urls() {

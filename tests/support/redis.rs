@@ -9,16 +9,30 @@ use std::time::{Duration, Instant};
 pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
+    /// Extra arguments (a replica's `--replicaof`, a sentinel's config file).
+    extra: Vec<String>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl RedisServer {
     pub fn start() -> RedisServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut server = RedisServer { port, child: None };
+        RedisServer::start_with(Vec::new())
+    }
+
+    /// A server with extra arguments, on a free port.
+    pub fn start_with(extra: Vec<String>) -> RedisServer {
+        let mut server = RedisServer {
+            port: free_port(),
+            child: None,
+            extra,
+        };
         server.spawn();
         server
     }
@@ -36,6 +50,7 @@ impl RedisServer {
                 "no",
             ])
             .args(["--dir", &std::env::temp_dir().display().to_string()])
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -126,4 +141,110 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A Sentinel-managed pair: a master, one replica and three sentinels on
+/// loopback, failing over one second after the master stops answering.
+pub struct SentinelSet {
+    pub master: RedisServer,
+    pub replica: RedisServer,
+    sentinels: Vec<Child>,
+    pub sentinel_ports: Vec<u16>,
+}
+
+pub const MASTER_NAME: &str = "tokengate-master";
+
+impl SentinelSet {
+    pub fn start() -> SentinelSet {
+        let master = RedisServer::start();
+        let replica = RedisServer::start_with(vec!["--replicaof".into(), "127.0.0.1".into(), master.port.to_string()]);
+        let dir = std::env::temp_dir().join(format!("tokengate-sentinels-{}-{}", std::process::id(), master.port));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut sentinels = Vec::new();
+        let mut sentinel_ports = Vec::new();
+        for i in 0..3 {
+            let port = free_port();
+            let conf = dir.join(format!("sentinel-{i}.conf"));
+            std::fs::write(
+                &conf,
+                format!(
+                    "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor {MASTER_NAME} 127.0.0.1 {} 2\nsentinel down-after-milliseconds {MASTER_NAME} 1000\nsentinel failover-timeout {MASTER_NAME} 10000\nsentinel parallel-syncs {MASTER_NAME} 1\n",
+                    dir.display(),
+                    master.port
+                ),
+            )
+            .unwrap();
+            sentinels.push(
+                Command::new("redis-server")
+                    .arg(&conf)
+                    .arg("--sentinel")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("redis-server runs as a sentinel"),
+            );
+            sentinel_ports.push(port);
+        }
+        let set = SentinelSet {
+            master,
+            replica,
+            sentinels,
+            sentinel_ports,
+        };
+        // Ready once every sentinel knows the replica and the other sentinels
+        // (a failover needs both).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let ready = set.sentinel_ports.iter().all(|p| {
+                let info = cli_at(*p, &["SENTINEL", "MASTER", MASTER_NAME]);
+                field_after(&info, "num-slaves") == Some("1") && field_after(&info, "num-other-sentinels") == Some("2")
+            });
+            if ready {
+                return set;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the sentinels never saw the replica and each other");
+    }
+
+    /// `redis+sentinel://` for tokengate.
+    pub fn url(&self) -> String {
+        let hosts: Vec<String> = self.sentinel_ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        format!("redis+sentinel://{}/{MASTER_NAME}", hosts.join(","))
+    }
+
+    /// The port the sentinels name as the master now.
+    pub fn master_port(&self) -> Option<u16> {
+        let out = cli_at(
+            self.sentinel_ports[0],
+            &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER_NAME],
+        );
+        out.lines().nth(1)?.trim().parse().ok()
+    }
+}
+
+impl Drop for SentinelSet {
+    fn drop(&mut self) {
+        for s in &mut self.sentinels {
+            let _ = s.kill();
+            let _ = s.wait();
+        }
+    }
+}
+
+/// redis-cli against `port`, its output (empty when it fails).
+pub fn cli_at(port: u16, args: &[&str]) -> String {
+    Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+/// In redis-cli's one-value-per-line output of a flat map, the value after `name`.
+fn field_after<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    let mut lines = text.lines().map(str::trim);
+    lines.by_ref().find(|l| *l == name)?;
+    lines.next()
 }
