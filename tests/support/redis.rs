@@ -49,7 +49,10 @@ impl RedisServer {
                 "--appendonly",
                 "no",
             ])
-            .args(["--dir", &std::env::temp_dir().display().to_string()])
+            // A directory of its own: a replica writes the RDB it receives
+            // from its master as dump.rdb in its dir, and any server started
+            // later in a shared dir would load it (stale keys, a seq not 0).
+            .args(["--dir", &self.dir().display().to_string()])
             .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -77,6 +80,12 @@ impl RedisServer {
 
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn dir(&self) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("tokengate-redis-{}-{}", std::process::id(), self.port));
+        let _ = std::fs::create_dir_all(&dir);
+        dir
     }
 
     fn pid(&self) -> String {
@@ -140,6 +149,7 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
+        let _ = std::fs::remove_dir_all(self.dir());
     }
 }
 
@@ -150,6 +160,8 @@ pub struct SentinelSet {
     pub replica: RedisServer,
     sentinels: Vec<Child>,
     pub sentinel_ports: Vec<u16>,
+    /// The sentinels' config files (they rewrite them).
+    dir: std::path::PathBuf,
 }
 
 pub const MASTER_NAME: &str = "tokengate-master";
@@ -190,6 +202,7 @@ impl SentinelSet {
             replica,
             sentinels,
             sentinel_ports,
+            dir,
         };
         // Ready once every sentinel knows the replica and the other sentinels
         // (a failover needs both).
@@ -229,6 +242,7 @@ impl Drop for SentinelSet {
             let _ = s.kill();
             let _ = s.wait();
         }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -92,13 +92,7 @@ pub(super) fn introspection(
     let ca = raw.ca_file.as_ref().and_then(|f| {
         let fpath = format!("{ipath}.ca_file");
         let pem = c.read(&fpath, f)?;
-        match CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>() {
-            Ok(certs) if !certs.is_empty() => Some(certs),
-            _ => {
-                c.problem(&fpath, line(f), "holds no PEM certificate");
-                None
-            }
-        }
+        certificates(c, &fpath, f, &pem)
     });
     Some(Introspection {
         endpoint,

@@ -245,13 +245,7 @@ fn remote_tuning(
     let ca = raw.and_then(|j| j.ca_file.as_ref()).and_then(|f| {
         let fpath = format!("{path}.jwks.ca_file");
         let pem = c.read(&fpath, f)?;
-        match CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>() {
-            Ok(certs) if !certs.is_empty() => Some(certs),
-            _ => {
-                c.problem(&fpath, line(f), "holds no PEM certificate");
-                None
-            }
-        }
+        certificates(c, &fpath, f, &pem)
     });
     let jpath = format!("{path}.jwks");
     let field = |f: fn(&RawJwks) -> Option<&S<String>>| raw.and_then(f);
