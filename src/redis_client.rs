@@ -23,6 +23,9 @@ pub struct Endpoint {
     pub connect_timeout: Duration,
     /// Time allowed for any one command; a hung Redis is detected by this.
     pub command_timeout: Duration,
+    /// Replicas that must acknowledge a revocation before it counts as
+    /// written ([`Endpoint::confirm_replicated`]); 0: the master's word.
+    pub wait_replicas: u32,
 }
 
 /// Where connections go: one server, or whichever server the sentinels
@@ -36,6 +39,8 @@ enum Target {
         master: String,
         /// Password and TLS for the master (not for the sentinels).
         node: redis::sentinel::SentinelNodeConnectionInfo,
+        /// The master's address as last resolved, to log each change once.
+        current: Arc<std::sync::Mutex<Option<String>>>,
     },
 }
 
@@ -68,6 +73,15 @@ pub enum RedisError {
     /// The script reached Redis after its deadline and changed nothing.
     #[error("redis ran the script after its deadline; nothing was changed")]
     Late,
+    /// Written on the master, but fewer replicas than required confirmed
+    /// it in time: a failover now could lose it (retrying is harmless).
+    #[error("written to the master but confirmed by {acked} of {wanted} replicas; retry")]
+    NotReplicated {
+        /// Replicas that confirmed.
+        acked: i64,
+        /// Replicas required (`wait_for_replicas`).
+        wanted: u32,
+    },
 }
 
 /// The deadline (unix ms) passed to a script sent now over `endpoint`:
@@ -131,6 +145,7 @@ impl Endpoint {
                 sentinels: Arc::new(tokio::sync::Mutex::new(sentinels)),
                 master: master.to_owned(),
                 node,
+                current: Arc::default(),
             }
         } else if url.starts_with("redis://") || url.starts_with("rediss://") {
             let info = url.into_connection_info().map_err(UrlError::Invalid)?;
@@ -143,6 +158,7 @@ impl Endpoint {
             display_url: redact_url(url),
             connect_timeout: Duration::from_secs(2),
             command_timeout: Duration::from_secs(1),
+            wait_replicas: 0,
         })
     }
 
@@ -159,13 +175,43 @@ impl Endpoint {
                 sentinels,
                 master,
                 node,
+                current,
             } => Target::Sentinel {
                 sentinels,
                 master,
                 node: node.set_redis_connection_info(redis::RedisConnectionInfo::default().set_password(password)),
+                current,
             },
         };
         Ok(Endpoint { target, ..self })
+    }
+
+    /// After a write on `conn`: `WAIT` until `wait_replicas` replicas hold
+    /// it, for at most half the command timeout. Replication is
+    /// asynchronous: without this, a write the master acknowledged can die
+    /// with the master in a failover.
+    pub async fn confirm_replicated(&self, conn: &mut MultiplexedConnection) -> Result<(), RedisError> {
+        if self.wait_replicas == 0 {
+            return Ok(());
+        }
+        let wait_ms = u64::try_from(self.command_timeout.as_millis() / 2)
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let acked: i64 = self
+            .command(
+                redis::cmd("WAIT")
+                    .arg(self.wait_replicas)
+                    .arg(wait_ms)
+                    .query_async(conn),
+            )
+            .await?;
+        if acked < i64::from(self.wait_replicas) {
+            return Err(RedisError::NotReplicated {
+                acked,
+                wanted: self.wait_replicas,
+            });
+        }
+        Ok(())
     }
 
     /// True when connections go through sentinels.
@@ -182,13 +228,30 @@ impl Endpoint {
                 sentinels,
                 master,
                 node,
+                current,
             } => {
-                let mut sentinels = sentinels.lock().await;
-                Ok(within(
-                    self.connect_timeout + self.command_timeout,
-                    sentinels.async_master_for(master, Some(node)),
-                )
-                .await?)
+                let client = {
+                    let mut sentinels = sentinels.lock().await;
+                    within(
+                        self.connect_timeout + self.command_timeout,
+                        sentinels.async_master_for(master, Some(node)),
+                    )
+                    .await?
+                };
+                // One line per failover (per process), whichever part of
+                // tokengate reconnects first.
+                let address = client.get_connection_info().addr().to_string();
+                let mut current = current.lock().unwrap_or_else(|e| e.into_inner());
+                if current.as_deref() != Some(address.as_str()) {
+                    tracing::info!(
+                        master_set = %master,
+                        master = %address,
+                        previous = current.as_deref().unwrap_or("-"),
+                        "redis master from the sentinels"
+                    );
+                    *current = Some(address);
+                }
+                Ok(client)
             }
         }
     }

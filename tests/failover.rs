@@ -16,12 +16,17 @@ use support::redis::{SentinelSet, cli_at};
 use support::*;
 
 fn config(url: &str) -> String {
+    config_waiting(url, 0)
+}
+
+fn config_waiting(url: &str, replicas: u32) -> String {
     format!(
         "{}
 revocation:
   backend: redis
   redis:
     url: \"{url}\"
+    wait_for_replicas: {replicas}
     connect_timeout: 300ms
     command_timeout: 500ms
     check_interval: 200ms
@@ -35,11 +40,15 @@ sessions:
 }
 
 async fn admin_revoke(proxy: &TestProxy, jti: &str) -> u16 {
+    admin_revoke_reply(proxy, jti).await.status.as_u16()
+}
+
+async fn admin_revoke_reply(proxy: &TestProxy, jti: &str) -> Reply {
     let body = json!({"jti": jti, "exp": now() + 600}).to_string();
     let req = Request::post(format!("http://{}/revoke", proxy.admin))
         .body(Full::new(Bytes::from(body)))
         .unwrap();
-    send(&http1(), req).await.status.as_u16()
+    send(&http1(), req).await
 }
 
 async fn status(proxy: &TestProxy, token: &str) -> u16 {
@@ -128,4 +137,85 @@ async fn sidecars_follow_a_sentinel_failover_and_forget_no_revocation() {
     assert!(opened.is_some(), "the session store did not follow the failover");
     a.stop().await;
     b.stop().await;
+}
+
+/// A write on `master`, then `WAIT 1` on the same connection: true when a
+/// replica acknowledged it.
+fn replica_acknowledges(master: u16) -> bool {
+    use std::io::Write;
+    let Ok(mut cli) = std::process::Command::new("redis-cli")
+        .args(["-p", &master.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+    else {
+        return false;
+    };
+    let _ = cli
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"INCR tokengate-test-probe\nWAIT 1 1000\n");
+    let out = cli
+        .wait_with_output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+    out.is_ok_and(|o| o.lines().last().map(str::trim) == Some("1"))
+}
+
+/// `wait_for_replicas: 1`: a revocation (admin port, `tokengate revoke`,
+/// logout) is acknowledged only once a replica holds it, so a failover
+/// right after cannot lose it; with the replica stopped it is 503.
+#[tokio::test]
+async fn wait_for_replicas_acknowledges_only_what_a_replica_holds() {
+    let master = support::redis::RedisServer::start();
+    let replica = support::redis::RedisServer::start_with(vec![
+        "--replicaof".into(),
+        "127.0.0.1".into(),
+        master.port.to_string(),
+    ]);
+    // Linked once a write is acknowledged (a replica still loading the
+    // master's snapshot is online but cannot acknowledge yet).
+    let linked = wait_until(DEADLINE, || async { replica_acknowledges(master.port) }).await;
+    assert!(linked.is_some(), "the replica never acknowledged a write");
+    let proxy = TestProxy::start_with(&config_waiting(&master.url(), 1), start_echo().await).await;
+    let ready = wait_until(DEADLINE, || async {
+        get(&format!("http://{}/readyz", proxy.admin), &[]).await.status == 200
+    })
+    .await;
+    assert!(ready.is_some());
+
+    // Acknowledged means the replica has it, at that moment.
+    for n in 0..5 {
+        let jti = format!("confirmed-{n}");
+        let reply = admin_revoke_reply(&proxy, &jti).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let held = cli_at(replica.port, &["ZSCORE", "{tokengate}:revoked:jti", &jti]);
+        assert!(!held.trim().is_empty(), "{jti} acknowledged before the replica held it");
+    }
+    // No replica answering: not acknowledged (the master has it; a retry is harmless).
+    replica.pause();
+    let reply = admin_revoke_reply(&proxy, "unconfirmed").await;
+    replica.resume();
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    assert!(reply.body.contains("confirmed by 0 of 1"), "{}", reply.body);
+    // A logout too.
+    let open = Request::post(format!("http://{}/sessions", proxy.control.unwrap()))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(r#"{"sub": "replicated"}"#)))
+        .unwrap();
+    let pair: serde_json::Value = serde_json::from_str(&send(&http1(), open).await.body).unwrap();
+    let access = pair["access_token"].as_str().unwrap().to_owned();
+    replica.pause();
+    let logout = Request::post(proxy.url("/.tokengate/logout"))
+        .header("authorization", format!("Bearer {access}"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let reply = send(&http1(), logout).await;
+    replica.resume();
+    assert_eq!(
+        reply.status, 503,
+        "a logout no replica holds was acknowledged: {}",
+        reply.body
+    );
+    proxy.stop().await;
 }

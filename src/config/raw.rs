@@ -292,4 +292,5 @@ pub(super) struct RawRedis {
     pub(super) command_timeout: Option<S<String>>,
     pub(super) check_interval: Option<S<String>>,
     pub(super) page_size: Option<S<u64>>,
+    pub(super) wait_for_replicas: Option<S<u64>>,
 }

@@ -377,9 +377,11 @@ impl Revocations {
                 let endpoint = &target.config.endpoint;
                 let mut conn = endpoint.connect().await?;
                 // Bounded: a hung Redis must not hang the caller.
-                endpoint
+                let seq = endpoint
                     .command(protocol::revoke(&mut conn, &target.keys, revocation))
-                    .await
+                    .await?;
+                endpoint.confirm_replicated(&mut conn).await?;
+                Ok(seq)
             }
         }
     }

@@ -82,7 +82,13 @@ impl Revocations {
             )
             .await?;
         match reply {
-            redis::Value::Int(seq) => Ok(u64::try_from(seq).map_or(Once::AlreadyDone, Once::Applied)),
+            redis::Value::Int(seq) => match u64::try_from(seq) {
+                Ok(seq) => {
+                    endpoint.confirm_replicated(&mut conn).await?;
+                    Ok(Once::Applied(seq))
+                }
+                Err(_) => Ok(Once::AlreadyDone),
+            },
             _ => Err(RedisError::Late),
         }
     }

@@ -53,6 +53,8 @@ impl RedisServer {
             // from its master as dump.rdb in its dir, and any server started
             // later in a shared dir would load it (stale keys, a seq not 0).
             .args(["--dir", &self.dir().display().to_string()])
+            // A replica's first sync without the default 5 s wait for more.
+            .args(["--repl-diskless-sync-delay", "0"])
             .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())

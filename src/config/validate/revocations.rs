@@ -126,6 +126,14 @@ pub(super) fn redis(c: &mut Check<'_>, raw: &RawRedis) -> Option<RedisConfig> {
     };
     endpoint.connect_timeout = connect_timeout;
     endpoint.command_timeout = command_timeout;
+    endpoint.wait_replicas = u32::try_from(c.count(
+        "revocation.redis.wait_for_replicas",
+        raw.wait_for_replicas.as_ref(),
+        0,
+        0,
+        16,
+    ))
+    .unwrap_or(0);
     Some(RedisConfig {
         endpoint,
         prefix,

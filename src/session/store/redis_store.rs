@@ -108,6 +108,28 @@ impl RedisStore {
         script: &redis::Script,
         args: impl FnOnce(&mut redis::ScriptInvocation<'_>),
     ) -> Result<Vec<redis::Value>, StoreError> {
+        self.run_then(script, args, false).await
+    }
+
+    /// [`RedisStore::run`] for a script that revokes (logout, logout-all):
+    /// then waits for `wait_for_replicas` replicas, so a failover cannot
+    /// lose a logout the client was told succeeded. (A 503 from that wait
+    /// is the one 503 after which something did change; a revocation
+    /// applied twice is harmless.)
+    pub(super) async fn run_revoking(
+        &self,
+        script: &redis::Script,
+        args: impl FnOnce(&mut redis::ScriptInvocation<'_>),
+    ) -> Result<Vec<redis::Value>, StoreError> {
+        self.run_then(script, args, true).await
+    }
+
+    async fn run_then(
+        &self,
+        script: &redis::Script,
+        args: impl FnOnce(&mut redis::ScriptInvocation<'_>),
+        confirm: bool,
+    ) -> Result<Vec<redis::Value>, StoreError> {
         let mut conn = self.conn.get().await?;
         let keys = self.keys();
         let mut invocation = script.key(&keys.sid);
@@ -122,6 +144,10 @@ impl RedisStore {
         invocation.arg(crate::redis_client::script_deadline(self.conn.endpoint()));
         match invocation.invoke_async::<Vec<redis::Value>>(&mut conn).await {
             Ok(v) if is_late(&v) => Err(StoreError::Redis(RedisError::Late)),
+            Ok(v) if confirm => {
+                self.conn.endpoint().confirm_replicated(&mut conn).await?;
+                Ok(v)
+            }
             Ok(v) => Ok(v),
             Err(e) => {
                 self.conn.failed(&e);
@@ -189,7 +215,7 @@ impl RedisStore {
 
     pub(super) async fn end(&self, sid: &str, min_exp: i64) -> Result<(Option<Revocation>, bool), StoreError> {
         let reply = self
-            .run(&self.scripts.end, |i| {
+            .run_revoking(&self.scripts.end, |i| {
                 i.arg(sid).arg(min_exp);
             })
             .await?;
@@ -212,7 +238,7 @@ impl RedisStore {
 
     pub(super) async fn end_subject(&self, sub: &str, before: i64) -> Result<(usize, i64), StoreError> {
         let reply = self
-            .run(&self.scripts.end_subject, |i| {
+            .run_revoking(&self.scripts.end_subject, |i| {
                 i.arg(sub).arg(before);
             })
             .await?;
