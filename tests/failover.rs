@@ -219,3 +219,79 @@ async fn wait_for_replicas_acknowledges_only_what_a_replica_holds() {
     );
     proxy.stop().await;
 }
+
+/// Nothing acknowledged is lost: two sidecars take revocations without
+/// pause while the master is killed. With `wait_for_replicas: 1` and two
+/// replicas, every revocation a sidecar acknowledged (200) before, during
+/// and after the failover is in the new master's set and refused by both
+/// sidecars; the ones answered 503 may or may not have happened, and a
+/// retry is harmless.
+#[tokio::test]
+async fn every_revocation_acknowledged_across_a_failover_is_kept() {
+    let _heavy = heavy().await;
+    let mut set = SentinelSet::start_with_replicas(2);
+    let yaml = config_waiting(&set.url(), 1);
+    let a = TestProxy::start_with(&yaml, start_echo().await).await;
+    let b = TestProxy::start_with(&yaml, start_echo().await).await;
+    for p in [&a, &b] {
+        let ready = wait_until(DEADLINE, || async {
+            get(&format!("http://{}/readyz", p.admin), &[]).await.status == 200
+        })
+        .await;
+        assert!(ready.is_some());
+    }
+    let original = set.master.port;
+    let mut acknowledged = Vec::new();
+    let mut refused = 0;
+    let mut killed_at = None;
+    let started = Instant::now();
+    for n in 0.. {
+        let jti = format!("w-{n}");
+        let via = if n % 2 == 0 { &a } else { &b };
+        match admin_revoke(via, &jti).await {
+            200 => acknowledged.push(jti),
+            _ => refused += 1,
+        }
+        if killed_at.is_none() && acknowledged.len() == 20 {
+            set.master.kill();
+            killed_at = Some(acknowledged.len());
+        }
+        let promoted = set.master_port().is_some_and(|p| p != original);
+        if promoted && acknowledged.len() >= killed_at.unwrap_or(usize::MAX) + 20 {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(90),
+            "no progress after the failover"
+        );
+    }
+    let new_master = set.master_port().unwrap();
+    assert!(set.replica_ports().contains(&new_master));
+    // In Redis: every acknowledged revocation survived the failover.
+    for jti in &acknowledged {
+        let held = cli_at(new_master, &["ZSCORE", "{tokengate}:revoked:jti", jti]);
+        assert!(!held.trim().is_empty(), "{jti} was acknowledged and lost");
+    }
+    // And on every sidecar.
+    for p in [&a, &b] {
+        let all = wait_until(DEADLINE, || async {
+            for jti in &acknowledged {
+                if status(p, &token_with_jti(jti)).await != 401 {
+                    return false;
+                }
+            }
+            true
+        })
+        .await;
+        assert!(
+            all.is_some(),
+            "a sidecar does not enforce every acknowledged revocation"
+        );
+    }
+    eprintln!(
+        "writes across the failover: {} acknowledged, {refused} answered 503",
+        acknowledged.len()
+    );
+    a.stop().await;
+    b.stop().await;
+}

@@ -159,7 +159,10 @@ impl Drop for RedisServer {
 /// loopback, failing over one second after the master stops answering.
 pub struct SentinelSet {
     pub master: RedisServer,
+    /// The first replica (the one promoted when it is the only one).
     pub replica: RedisServer,
+    /// Any further replicas.
+    pub others: Vec<RedisServer>,
     sentinels: Vec<Child>,
     pub sentinel_ports: Vec<u16>,
     /// The sentinels' config files (they rewrite them).
@@ -170,8 +173,17 @@ pub const MASTER_NAME: &str = "tokengate-master";
 
 impl SentinelSet {
     pub fn start() -> SentinelSet {
+        SentinelSet::start_with_replicas(1)
+    }
+
+    /// A master with `replicas` replicas (at least one) and three sentinels.
+    pub fn start_with_replicas(replicas: usize) -> SentinelSet {
         let master = RedisServer::start();
-        let replica = RedisServer::start_with(vec!["--replicaof".into(), "127.0.0.1".into(), master.port.to_string()]);
+        let replica_of =
+            || RedisServer::start_with(vec!["--replicaof".into(), "127.0.0.1".into(), master.port.to_string()]);
+        let replica = replica_of();
+        let others: Vec<RedisServer> = (1..replicas).map(|_| replica_of()).collect();
+        let expected_replicas = replicas.max(1).to_string();
         let dir = std::env::temp_dir().join(format!("tokengate-sentinels-{}-{}", std::process::id(), master.port));
         std::fs::create_dir_all(&dir).unwrap();
         let mut sentinels = Vec::new();
@@ -202,6 +214,7 @@ impl SentinelSet {
         let set = SentinelSet {
             master,
             replica,
+            others,
             sentinels,
             sentinel_ports,
             dir,
@@ -212,7 +225,8 @@ impl SentinelSet {
         while Instant::now() < deadline {
             let ready = set.sentinel_ports.iter().all(|p| {
                 let info = cli_at(*p, &["SENTINEL", "MASTER", MASTER_NAME]);
-                field_after(&info, "num-slaves") == Some("1") && field_after(&info, "num-other-sentinels") == Some("2")
+                field_after(&info, "num-slaves") == Some(expected_replicas.as_str())
+                    && field_after(&info, "num-other-sentinels") == Some("2")
             });
             if ready {
                 return set;
@@ -226,6 +240,14 @@ impl SentinelSet {
     pub fn url(&self) -> String {
         let hosts: Vec<String> = self.sentinel_ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
         format!("redis+sentinel://{}/{MASTER_NAME}", hosts.join(","))
+    }
+
+    /// Every replica's port.
+    pub fn replica_ports(&self) -> Vec<u16> {
+        std::iter::once(&self.replica)
+            .chain(&self.others)
+            .map(|r| r.port)
+            .collect()
     }
 
     /// The port the sentinels name as the master now.
