@@ -71,10 +71,19 @@ impl AdminService {
         }
         match path {
             "/healthz" | "/livez" => text(StatusCode::OK, "ok\n".into()),
-            "/readyz" => match self.readiness.not_ready_reason() {
-                None => text(StatusCode::OK, "ready\n".into()),
-                Some(why) => text(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")),
-            },
+            "/readyz" => {
+                // Which Redis node the revocation sync is on, ready or not:
+                // during a failover this is what an operator asks first.
+                let node = match (self.revocations.redis(), self.revocations.node()) {
+                    (None, _) => String::new(),
+                    (Some(_), Some((address, role))) => format!("revocation sync: {address} ({role})\n"),
+                    (Some(_), None) => "revocation sync: not connected\n".to_owned(),
+                };
+                match self.readiness.not_ready_reason() {
+                    None => text(StatusCode::OK, format!("ready\n{node}")),
+                    Some(why) => text(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n{node}")),
+                }
+            }
             "/metrics" => {
                 let mut r = Response::new(Full::new(Bytes::from(self.metrics.render())));
                 r.headers_mut().insert(

@@ -263,15 +263,37 @@ impl Endpoint {
 
     /// A command connection with the configured connect and command timeouts.
     pub async fn connect(&self) -> Result<MultiplexedConnection, RedisError> {
+        Ok(self.connect_to().await?.0)
+    }
+
+    /// [`Endpoint::connect`], with the address of the server connected to
+    /// (with Sentinel, the master found).
+    pub async fn connect_to(&self) -> Result<(MultiplexedConnection, String), RedisError> {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.connect_timeout))
             .set_response_timeout(Some(self.command_timeout));
         let client = self.client().await?;
-        within(
+        let address = client.get_connection_info().addr().to_string();
+        let conn = within(
             self.connect_timeout + self.command_timeout,
             client.get_multiplexed_async_connection_with_config(&config),
         )
-        .await
+        .await?;
+        Ok((conn, address))
+    }
+
+    /// The role the server behind `conn` reports (`master`, `slave`): a
+    /// demoted master answers `slave`.
+    pub async fn role(&self, conn: &mut MultiplexedConnection) -> Result<String, RedisError> {
+        let reply: redis::Value = self.command(redis::cmd("ROLE").query_async(conn)).await?;
+        Ok(match reply {
+            redis::Value::Array(items) => match items.first() {
+                Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+                Some(redis::Value::SimpleString(s)) => s.clone(),
+                _ => "unknown".to_owned(),
+            },
+            _ => "unknown".to_owned(),
+        })
     }
 
     /// A pub/sub connection subscribed to `channel`.

@@ -77,6 +77,15 @@ async fn sidecars_follow_a_sentinel_failover_and_forget_no_revocation() {
             "a sidecar never loaded the mirror through the sentinels"
         );
     }
+    // /readyz and the metrics say which node the sync is on, and its role.
+    let original = set.master.port;
+    let readyz = get(&format!("http://{}/readyz", a.admin), &[]).await.body;
+    assert!(
+        readyz.contains(&format!("revocation sync: 127.0.0.1:{original} (master)")),
+        "{readyz}"
+    );
+    let on = |port: u16| format!("tokengate_revocation_sync_node{{address=\"127.0.0.1:{port}\",role=\"master\"}}");
+    assert_eq!(metric(a.admin, &on(original)).await, 1.0);
     let before = token_with_jti("before-failover");
     let after = token_with_jti("after-failover");
     assert_eq!(admin_revoke(&a, "before-failover").await, 200);
@@ -125,6 +134,20 @@ async fn sidecars_follow_a_sentinel_failover_and_forget_no_revocation() {
         promoted.unwrap(),
         killed.elapsed()
     );
+    let promoted_port = set.replica.port;
+    for p in [&a, &b] {
+        let moved = wait_until(DEADLINE, || async {
+            metric_opt(p.admin, &on(promoted_port)).await == Some(1.0)
+                && metric_opt(p.admin, &on(original)).await.is_none()
+        })
+        .await;
+        assert!(moved.is_some(), "the node metric did not follow the failover");
+        let readyz = get(&format!("http://{}/readyz", p.admin), &[]).await.body;
+        assert!(
+            readyz.contains(&format!("127.0.0.1:{promoted_port} (master)")),
+            "{readyz}"
+        );
+    }
     // The session store follows the new master too.
     let opened = wait_until(DEADLINE, || async {
         let req = Request::post(format!("http://{}/sessions", a.control.unwrap()))

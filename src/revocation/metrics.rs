@@ -45,6 +45,9 @@ impl MessageResult {
 pub struct SyncMetrics {
     pub(super) messages: IntCounterVec,
     pub(super) reloads: IntCounterVec,
+    /// 1 for the node the sync is on (`address`, `role`), no series while
+    /// disconnected.
+    pub(super) nodes: IntGaugeVec,
 }
 
 impl SyncMetrics {
@@ -69,7 +72,26 @@ impl SyncMetrics {
         for c in ReloadCause::ALL {
             reloads.with_label_values(&[c.label()]);
         }
-        Ok(SyncMetrics { messages, reloads })
+        let nodes = IntGaugeVec::new(
+            Opts::new(
+                "tokengate_revocation_sync_node",
+                "1 for the Redis node the revocation sync is on, with the role it reported.",
+            ),
+            &["address", "role"],
+        )?;
+        Ok(SyncMetrics {
+            messages,
+            reloads,
+            nodes,
+        })
+    }
+
+    /// The node the sync is on now (one series), or none.
+    pub fn node(&self, node: Option<(&str, &str)>) {
+        self.nodes.reset();
+        if let Some((address, role)) = node {
+            self.nodes.with_label_values(&[address, role]).set(1);
+        }
     }
 
     /// Counts one channel message.

@@ -93,6 +93,8 @@ struct Inner {
     local_seq: AtomicU64,
     /// The memory backend's once ids (keyed hashes) and until when they hold.
     once: std::sync::Mutex<HashMap<u64, i64>>,
+    /// The Redis node the sync is on, and the role it reported.
+    node: std::sync::Mutex<Option<(String, String)>>,
     metrics: SyncMetrics,
 }
 
@@ -205,6 +207,7 @@ impl Revocations {
                 connected: AtomicBool::new(memory),
                 local_seq: AtomicU64::new(0),
                 once: std::sync::Mutex::new(HashMap::new()),
+                node: std::sync::Mutex::new(None),
                 metrics: SyncMetrics::new()?,
             }),
         })
@@ -214,6 +217,7 @@ impl Revocations {
     pub fn register(&self, registry: &Registry) -> Result<(), prometheus::Error> {
         registry.register(Box::new(self.inner.metrics.messages.clone()))?;
         registry.register(Box::new(self.inner.metrics.reloads.clone()))?;
+        registry.register(Box::new(self.inner.metrics.nodes.clone()))?;
         registry.register(Box::new(MirrorCollector::new(self.clone())?))
     }
 
@@ -316,6 +320,19 @@ impl Revocations {
     /// Records that the mirror matched Redis at `now_ms`.
     pub fn mark_confirmed(&self, now_ms: i64) {
         self.inner.confirmed_ms.store(now_ms, Ordering::Release);
+    }
+
+    /// Records the node (address, role) the sync is on, or none.
+    pub fn set_node(&self, node: Option<(String, String)>) {
+        self.inner
+            .metrics
+            .node(node.as_ref().map(|(a, r)| (a.as_str(), r.as_str())));
+        *self.inner.node.lock().unwrap_or_else(|e| e.into_inner()) = node;
+    }
+
+    /// The node (address, role) the sync is on, for `/readyz`.
+    pub fn node(&self) -> Option<(String, String)> {
+        self.inner.node.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Records the Redis connection state.

@@ -58,6 +58,7 @@ async fn run(revocations: Revocations, target: RedisTarget, latch: Latch) {
         )
         .await;
         revocations.set_connected(false);
+        revocations.set_node(None);
         if failures == 0 {
             // One line per state change; retries are logged at debug level.
             tracing::warn!(error = %error, redis = %target.config.endpoint.display_url(), "revocation sync lost; serving from the mirror");
@@ -90,18 +91,20 @@ async fn session(
     // Subscribe before loading: anything revoked during the load arrives on
     // the channel and is applied after it, so nothing falls between.
     let mut pubsub = cfg.endpoint.subscribe(&target.keys.channel).await?;
-    let mut conn = cfg.endpoint.connect().await?;
+    let (mut conn, address) = cfg.endpoint.connect_to().await?;
+    let role = cfg.endpoint.role(&mut conn).await?;
     let mut seq = full_load(revocations, target, &mut conn, cause).await?;
     revocations.set_connected(true);
+    revocations.set_node(Some((address.clone(), role.clone())));
     let (jti, sub, sid) = (
         revocations.len(Kind::Jti),
         revocations.len(Kind::Sub),
         revocations.len(Kind::Sid),
     );
     if *ever_connected {
-        tracing::info!(seq, jti, sub, sid, "revocation sync resynced");
+        tracing::info!(seq, jti, sub, sid, node = %address, role = %role, "revocation sync resynced");
     } else {
-        tracing::info!(seq, jti, sub, sid, redis = %cfg.endpoint.display_url(), "revocation sync connected");
+        tracing::info!(seq, jti, sub, sid, redis = %cfg.endpoint.display_url(), node = %address, role = %role, "revocation sync connected");
     }
     *ever_connected = true;
     *failures = 0;
