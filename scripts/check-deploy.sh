@@ -103,6 +103,8 @@ promtool check rules "$rendered/dashboard-rules.yaml"
 echo "== docker-compose config"
 (cd deploy/compose && docker-compose config -q && docker-compose config) >"$rendered/compose.yaml"
 echo "ok   deploy/compose/docker-compose.yaml"
+(cd deploy/compose && docker-compose -f docker-compose.yaml -f docker-compose.ha.yaml config -q)
+echo "ok   deploy/compose/docker-compose.yaml + docker-compose.ha.yaml (Sentinel)"
 (cd deploy/ingress/compose && docker-compose config -q)
 echo "ok   deploy/ingress/compose/docker-compose.yaml"
 
@@ -115,6 +117,7 @@ trap 'rm -rf "$compose_copy"' EXIT
 cp -r deploy/compose/. "$compose_copy/"
 openssl rand -hex 32 >"$compose_copy/secrets/hs256.key"
 "${tokengate[@]}" check-config "$compose_copy/tokengate.yaml"
+"${tokengate[@]}" check-config "$compose_copy/tokengate-ha.yaml"
 "${tokengate[@]}" check-config deploy/kubernetes/decision/tokengate.yaml
 mkdir -p "$compose_copy/ingress"
 cp -r deploy/ingress/compose/. "$compose_copy/ingress/"
