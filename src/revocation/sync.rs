@@ -66,7 +66,16 @@ async fn run(revocations: Revocations, target: RedisTarget, latch: Latch) {
             tracing::debug!(error = %error, attempt = failures, "revocation sync reconnect failed");
         }
         failures = failures.saturating_add(1);
-        tokio::time::sleep(RECONNECT.delay(failures)).await;
+        // Through Sentinel a failed reconnect usually means no master yet:
+        // a new one is promoted within seconds and each retry asks the
+        // sentinels (cheap), so retry at a short, fixed-cap pace rather
+        // than let the backoff grow past the promotion.
+        let backoff = if target.config.endpoint.is_sentinel() {
+            RECONNECT_SENTINEL
+        } else {
+            RECONNECT
+        };
+        tokio::time::sleep(backoff.delay(failures)).await;
         cause = if ever_connected {
             ReloadCause::Reconnect
         } else {
@@ -78,6 +87,9 @@ async fn run(revocations: Revocations, target: RedisTarget, latch: Latch) {
 /// Reconnects: 100 ms doubling to 5 s, jittered, so that restarted sidecars
 /// do not stampede Redis.
 const RECONNECT: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+
+/// Reconnects through Sentinel: 100 ms doubling to 500 ms, jittered.
+const RECONNECT_SENTINEL: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(500));
 
 async fn session(
     revocations: &Revocations,
