@@ -230,14 +230,13 @@ impl Endpoint {
                 node,
                 current,
             } => {
-                let client = {
+                // The wait for the lock is inside the time bound too: lookups
+                // queued behind a slow one give up with it, not after it.
+                let client = within(self.connect_timeout + self.command_timeout, async {
                     let mut sentinels = sentinels.lock().await;
-                    within(
-                        self.connect_timeout + self.command_timeout,
-                        sentinels.async_master_for(master, Some(node)),
-                    )
-                    .await?
-                };
+                    sentinels.async_master_for(master, Some(node)).await
+                })
+                .await?;
                 // One line per failover (per process), whichever part of
                 // tokengate reconnects first.
                 let address = client.get_connection_info().addr().to_string();
@@ -365,7 +364,9 @@ impl SharedConnection {
     pub fn failed(&self, e: &redis::RedisError) {
         // READONLY: the server was demoted by a failover; reconnecting asks
         // the sentinels for the new master.
-        let demoted = e.code() == Some("READONLY");
+        // Before Redis 7 an error inside a script arrives as `ERR Error
+        // running script ... READONLY ...`, so the text counts too.
+        let demoted = e.code() == Some("READONLY") || e.to_string().contains("READONLY");
         if demoted || e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_unrecoverable_error() {
             self.conn.store(None);
         }

@@ -28,7 +28,7 @@ revocation:
     url: \"{url}\"
     wait_for_replicas: {replicas}
     connect_timeout: 300ms
-    command_timeout: 500ms
+    command_timeout: 1s
     check_interval: 200ms
   max_staleness: 30s
 sessions:
@@ -228,17 +228,37 @@ async fn wait_for_replicas_acknowledges_only_what_a_replica_holds() {
         .unwrap();
     let pair: serde_json::Value = serde_json::from_str(&send(&http1(), open).await.body).unwrap();
     let access = pair["access_token"].as_str().unwrap().to_owned();
+    // A login at the same time must not queue behind the logout's WAIT
+    // (that runs on a connection of its own; the WAIT lasts 500 ms).
+    let login = Request::post(format!("http://{}/sessions", proxy.control.unwrap()))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(r#"{"sub": "unhindered"}"#)))
+        .unwrap();
     replica.pause();
     let logout = Request::post(proxy.url("/.tokengate/logout"))
         .header("authorization", format!("Bearer {access}"))
         .body(Full::new(Bytes::new()))
         .unwrap();
-    let reply = send(&http1(), logout).await;
+    let client = http1();
+    let (reply, opened) = tokio::join!(send(&client, logout), async {
+        // Once the logout's WAIT blocks on the master.
+        let blocked = wait_until(DEADLINE, || async {
+            cli_at(master.port, &["INFO", "clients"]).contains("blocked_clients:1")
+        })
+        .await;
+        assert!(blocked.is_some(), "the logout never waited for the replica");
+        send(&client, login).await
+    });
     replica.resume();
     assert_eq!(
         reply.status, 503,
         "a logout no replica holds was acknowledged: {}",
         reply.body
+    );
+    assert_eq!(
+        opened.status, 200,
+        "a login waited behind the logout's WAIT: {}",
+        opened.body
     );
     proxy.stop().await;
 }

@@ -89,7 +89,10 @@ impl Revocations {
                 }
                 Err(_) => Ok(Once::AlreadyDone),
             },
-            _ => Err(RedisError::Late),
+            late => {
+                tracing::warn!(reply = ?late, "the logout script reached redis after its deadline and changed nothing");
+                Err(RedisError::Late)
+            }
         }
     }
 }

@@ -69,9 +69,13 @@ fn script(body: &str) -> redis::Script {
     ))
 }
 
-/// The prologue's `{'late'}`; no script answers that otherwise.
-fn is_late(reply: &[redis::Value]) -> bool {
-    matches!(reply, [redis::Value::BulkString(b)] if b.as_slice() == b"late")
+/// The prologue's `{'late', ms past the deadline}`, as the milliseconds;
+/// no script answers that shape otherwise.
+fn late_by(reply: &[redis::Value]) -> Option<i64> {
+    match reply {
+        [redis::Value::BulkString(b), redis::Value::Int(ms)] if b.as_slice() == b"late" => Some(*ms),
+        _ => None,
+    }
 }
 
 fn hex(hash: &TokenHash) -> String {
@@ -130,7 +134,14 @@ impl RedisStore {
         args: impl FnOnce(&mut redis::ScriptInvocation<'_>),
         confirm: bool,
     ) -> Result<Vec<redis::Value>, StoreError> {
-        let mut conn = self.conn.get().await?;
+        // A revoking script and its WAIT get a connection of their own:
+        // WAIT blocks the connection it runs on, and the shared one carries
+        // every login and refresh of this sidecar.
+        let mut conn = if confirm && self.conn.endpoint().wait_replicas > 0 {
+            self.conn.endpoint().connect().await?
+        } else {
+            self.conn.get().await?
+        };
         let keys = self.keys();
         let mut invocation = script.key(&keys.sid);
         invocation
@@ -143,7 +154,13 @@ impl RedisStore {
         // caller gave up changes nothing, so a 503 means nothing changed.
         invocation.arg(crate::redis_client::script_deadline(self.conn.endpoint()));
         match invocation.invoke_async::<Vec<redis::Value>>(&mut conn).await {
-            Ok(v) if is_late(&v) => Err(StoreError::Redis(RedisError::Late)),
+            Ok(v) if let Some(ms) = late_by(&v) => {
+                tracing::warn!(
+                    late_ms = ms,
+                    "a session script reached redis after its deadline and changed nothing (a slow or paused redis, or clocks apart)"
+                );
+                Err(StoreError::Redis(RedisError::Late))
+            }
             Ok(v) if confirm => {
                 self.conn.endpoint().confirm_replicated(&mut conn).await?;
                 Ok(v)
