@@ -173,20 +173,7 @@ impl Authenticator {
                 _ => metrics.cache_misses.inc(),
             }
         }
-        let (claims, issuer, generation) = match self.verifier.verify_detailed(token, now) {
-            Ok(verified) => verified,
-            Err(jwt::Failure {
-                error: AuthError::UnknownKid,
-                refetch: Some(store),
-            }) => {
-                // The provider may have rotated: one shared, rate-limited refetch.
-                if !store.refetch_for_unknown_kid().await {
-                    return Err(AuthError::UnknownKid);
-                }
-                self.verifier.verify_detailed(token, unix_now()).map_err(|f| f.error)?
-            }
-            Err(failure) => return Err(failure.error),
-        };
+        let (claims, issuer, generation) = with_refetch(|| self.verifier.verify_detailed(token, unix_now())).await?;
         let claims = Arc::new(claims);
         if let (Some(cache), Some(key)) = (&self.cache, key) {
             cache.insert(key, claims.clone(), issuer, generation, now, leeway);
@@ -200,23 +187,30 @@ impl Authenticator {
         if token.len() > self.max_token_bytes {
             return Err(AuthError::TokenTooLarge);
         }
-        match self.verifier.verify_logout(token) {
-            Ok(claims) => Ok(claims),
-            Err(jwt::Failure {
-                error: AuthError::UnknownKid,
-                refetch: Some(store),
-            }) => {
-                if !store.refetch_for_unknown_kid().await {
-                    return Err(AuthError::UnknownKid);
-                }
-                self.verifier.verify_logout(token).map_err(|f| f.error)
-            }
-            Err(failure) => Err(failure.error),
-        }
+        with_refetch(|| self.verifier.verify_logout(token)).await
     }
 
     /// The leeway for clock skew, in seconds.
     pub fn leeway(&self) -> i64 {
         self.verifier.leeway()
+    }
+}
+
+/// Runs `verify`; when it fails on an unknown `kid` of an issuer with a
+/// remote key set, the provider may have rotated: one shared, rate-limited
+/// refetch, then `verify` once more.
+async fn with_refetch<'v, T>(verify: impl Fn() -> Result<T, jwt::Failure<'v>>) -> Result<T, AuthError> {
+    match verify() {
+        Ok(verified) => Ok(verified),
+        Err(jwt::Failure {
+            error: AuthError::UnknownKid,
+            refetch: Some(store),
+        }) => {
+            if !store.refetch_for_unknown_kid().await {
+                return Err(AuthError::UnknownKid);
+            }
+            verify().map_err(|f| f.error)
+        }
+        Err(failure) => Err(failure.error),
     }
 }
