@@ -136,43 +136,60 @@ async fn run(store: &Store, ops: &[Op], prefix: &str, start: i64) -> Vec<String>
     out
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
-
-    #[test]
-    fn memory_and_redis_give_the_same_outcomes(ops in prop::collection::vec(op(), 1..40)) {
-        let (redis, target) = shared_redis();
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+/// Random sequences of operations on both stores; one redis-server for
+/// every case (flushed between cases), owned by the test so that it is
+/// stopped when the test ends (a `static` is never dropped, and its server
+/// would outlive the run).
+#[test]
+fn memory_and_redis_give_the_same_outcomes() {
+    let redis = RedisServer::start();
+    let target = redis_target(&redis);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 256,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
+    let run_id = AtomicU64::new(0);
+    let result = runner.run(&prop::collection::vec(op(), 1..40), |ops| {
         rt.block_on(async {
             redis.cli(&["FLUSHALL"]);
-            static RUN: AtomicU64 = AtomicU64::new(0);
-            let prefix = format!("r{}", RUN.fetch_add(1, Ordering::Relaxed));
+            let prefix = format!("r{}", run_id.fetch_add(1, Ordering::Relaxed));
             let start = now();
             let memory = run(&Store::memory(), &ops, &prefix, start).await;
             let remote = run(&Store::redis(&target), &ops, &prefix, start).await;
             for (i, (m, r)) in memory.iter().zip(&remote).enumerate() {
-                prop_assert_eq!(m, r, "op {} {:?}\nmemory: {:#?}\nredis:  {:#?}", i, ops[i], memory, remote);
+                prop_assert_eq!(
+                    m,
+                    r,
+                    "op {} {:?}\nmemory: {:#?}\nredis:  {:#?}",
+                    i,
+                    ops[i],
+                    memory,
+                    remote
+                );
             }
             Ok(())
-        })?;
+        })
+    });
+    if let Err(e) = result {
+        panic!("{e}");
     }
 }
 
-/// One redis-server for every case (started once, flushed between cases).
-fn shared_redis() -> (&'static RedisServer, RedisConfig) {
-    static SERVER: std::sync::OnceLock<(RedisServer, RedisConfig)> = std::sync::OnceLock::new();
-    let (server, target) = SERVER.get_or_init(|| {
-        let server = RedisServer::start();
-        let yaml = format!(
-            "{}revocation:\n  backend: redis\n  redis: {{ url: \"{}\" }}\n",
-            base_config(),
-            server.url()
-        );
-        let config = load(&yaml, "127.0.0.1:1".parse().unwrap());
-        let RevocationBackend::Redis(redis) = &config.revocation.backend else {
-            panic!("a redis backend");
-        };
-        (server, (**redis).clone())
-    });
-    (server, target.clone())
+/// The session store's Redis settings for `server`.
+fn redis_target(server: &RedisServer) -> RedisConfig {
+    let yaml = format!(
+        "{}revocation:\n  backend: redis\n  redis: {{ url: \"{}\" }}\n",
+        base_config(),
+        server.url()
+    );
+    let config = load(&yaml, "127.0.0.1:1".parse().unwrap());
+    let RevocationBackend::Redis(redis) = &config.revocation.backend else {
+        panic!("a redis backend");
+    };
+    (**redis).clone()
 }
