@@ -56,12 +56,16 @@ impl Revocations {
         };
         let (kind, rid, score) = revocation.script_args();
         let keys = &target.keys;
-        let script = redis::Script::new(&format!(
-            "{}{}\n{}",
-            crate::redis_client::DEADLINE_PROLOGUE,
-            protocol::REVOKE_FUNCTION,
-            protocol::REVOKE_ONCE_SCRIPT
-        ));
+        // Built (and hashed) once per process, not per logout.
+        static SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+            redis::Script::new(&format!(
+                "{}{}\n{}",
+                crate::redis_client::DEADLINE_PROLOGUE,
+                protocol::REVOKE_FUNCTION,
+                protocol::REVOKE_ONCE_SCRIPT
+            ))
+        });
+        let script = &*SCRIPT;
         let endpoint = &target.config.endpoint;
         let mut conn = endpoint.connect().await?;
         let reply: redis::Value = endpoint

@@ -137,7 +137,8 @@ impl RedisStore {
         // A revoking script and its WAIT get a connection of their own:
         // WAIT blocks the connection it runs on, and the shared one carries
         // every login and refresh of this sidecar.
-        let mut conn = if confirm && self.conn.endpoint().wait_replicas > 0 {
+        let own = confirm && self.conn.endpoint().wait_replicas > 0;
+        let mut conn = if own {
             self.conn.endpoint().connect().await?
         } else {
             self.conn.get().await?
@@ -167,7 +168,11 @@ impl RedisStore {
             }
             Ok(v) => Ok(v),
             Err(e) => {
-                self.conn.failed(&e);
+                // Only the shared connection is worth dropping; an own one
+                // goes with this call.
+                if !own {
+                    self.conn.failed(&e);
+                }
                 Err(e.into())
             }
         }
