@@ -44,7 +44,7 @@ fn binary(name: &str, hint: &str) -> PathBuf {
 }
 
 async fn free_addr() -> SocketAddr {
-    closed_port().await
+    SocketAddr::from(([127, 0, 0, 1], free_port()))
 }
 
 impl Ingress {

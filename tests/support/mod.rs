@@ -36,6 +36,38 @@ pub fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
+/// A port for a server a test starts as its own process (a redis-server,
+/// the provider, prometheus), free now and below the kernel's ephemeral
+/// range (`net.ipv4.ip_local_port_range`, 32768 and up by default). A port
+/// taken by binding port 0 can be handed by the kernel to any outgoing
+/// connection (a proxy's Redis client, a JWKS poller) or port-0 listener
+/// before the child binds it, which then fails to start: seen in CI.
+/// Ports are handed out once per process, from an offset that differs per
+/// process, and each is checked free on loopback.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    let low = ephemeral_low.saturating_sub(12_000).max(1_024);
+    let span = ephemeral_low.saturating_sub(low);
+    if span < 1_000 {
+        // No room below the ephemeral range: the kernel's choice it is.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        return listener.local_addr().unwrap().port();
+    }
+    let offset = std::process::id().wrapping_mul(2_654_435_761) % span;
+    for _ in 0..span {
+        let port = (low + (offset + NEXT.fetch_add(1, Ordering::Relaxed)) % span) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between {low} and {ephemeral_low}");
+}
+
 /// A fresh directory under the system temp dir, unique to this process and `name`.
 pub fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("tokengate-test-{name}-{}", std::process::id()));

@@ -11,6 +11,7 @@ use http_body_util::Full;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+pub use super::free_port;
 use super::{DEADLINE, http1, send};
 
 /// The client that gets access tokens (client-credentials grant).
@@ -58,11 +59,23 @@ impl Op {
             .arg(provider_dir().join("provider.mjs"))
             .arg(self.config.to_string())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .expect("node runs");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        // Kept so a provider that fails to start says why.
+        let mut errors = BufReader::new(child.stderr.take().unwrap()).lines();
+        let stderr = tokio::spawn(async move {
+            let mut kept = String::new();
+            while let Ok(Some(line)) = errors.next_line().await {
+                if kept.len() < 8192 {
+                    kept.push_str(&line);
+                    kept.push('\n');
+                }
+            }
+            kept
+        });
         let listening = tokio::time::timeout(DEADLINE, async {
             while let Ok(Some(line)) = lines.next_line().await {
                 if line.starts_with("listening ") {
@@ -72,7 +85,11 @@ impl Op {
             false
         })
         .await;
-        assert_eq!(listening, Ok(true), "the provider did not start");
+        if listening != Ok(true) {
+            let _ = child.kill().await;
+            let why = stderr.await.unwrap_or_default();
+            panic!("the provider did not start on port {}: {why}", self.port);
+        }
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         self.child = Some(child);
     }
@@ -146,15 +163,6 @@ impl Op {
         .unwrap();
         send(&http1(), req).await
     }
-}
-
-/// A port nothing listens on now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn urlencode(s: &str) -> String {

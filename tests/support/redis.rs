@@ -6,19 +6,13 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::free_port;
+
 pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
     /// Extra arguments (a replica's `--replicaof`, a sentinel's config file).
     extra: Vec<String>,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl RedisServer {
