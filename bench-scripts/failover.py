@@ -1,18 +1,20 @@
-"""Revocation propagation before, during and after a Sentinel failover.
+"""Revocation propagation before, during and after a Sentinel or Cluster failover.
 
 Real processes on loopback: a master, two replicas, three sentinels
 (down-after-milliseconds 1000) and SIDECARS tokengate sidecars on one
-`redis+sentinel://` URL. A writer revokes one jti every INTERVAL seconds
+`redis+sentinel://` URL; or, with --cluster, a Redis Cluster of three
+masters with a replica each plus a second replica for the master of
+tokengate's slot (cluster-node-timeout 1000), and a `redis+cluster://` URL. A writer revokes one jti every INTERVAL seconds
 through the revoke script on the master the sentinels name (as an issuer
 would); each revocation is clocked from the script's return until every
 sidecar refuses a token with that jti. The master is killed after the
 "before" phase; the "during" phase runs until every sidecar refuses a
 revocation written through the new master; then "after".
 
-Also: session refresh latency through the sentinel URL and through a
-direct URL to the same master (after the failover).
+Also: session refresh latency through the sentinel (or cluster) URL and
+through a direct URL to the same master (after the failover).
 
-    python3 bench-scripts/failover.py     (TOKENGATE_BIN, default target/release/tokengate)
+    python3 bench-scripts/failover.py [--cluster]    (TOKENGATE_BIN, default target/release/tokengate)
 """
 
 import base64
@@ -36,6 +38,8 @@ SIDECARS = int(os.environ.get("SIDECARS", "10"))
 PER_PHASE = int(os.environ.get("PER_PHASE", "50"))
 INTERVAL = 0.02
 MASTER = "bench-master"
+CLUSTER = "--cluster" in sys.argv[1:]
+TAG_SLOT = 3372  # CLUSTER KEYSLOT {tokengate}
 SECRET = open(os.path.join(ROOT, "tests/fixtures/keys/hs32.secret"), "rb").read().rstrip(b"\n")
 REVOKE = open(os.path.join(ROOT, "src/revocation/revoke.lua")).read()
 
@@ -113,6 +117,90 @@ def quantile(xs, q):
     return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))] * 1000
 
 
+def redis_node(work, name, port, spawn, extra=()):
+    d = os.path.join(work, name)
+    os.makedirs(d)
+    args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", d, "--repl-diskless-sync-delay", "0", *extra]
+    return spawn(args)
+
+
+def start_sentinel(work, spawn):
+    redis = {}
+    master_port = free_port()
+    for role in ["master", "replica-1", "replica-2"]:
+        port = master_port if role == "master" else free_port()
+        extra = [] if role == "master" else ["--replicaof", "127.0.0.1", str(master_port)]
+        redis[port] = redis_node(work, role, port, spawn, extra)
+    sentinel_ports = []
+    for i in range(3):
+        port = free_port()
+        conf = os.path.join(work, f"sentinel-{i}.conf")
+        with open(conf, "w") as f:
+            f.write(f"port {port}\nbind 127.0.0.1\ndir {work}\n"
+                    f"sentinel monitor {MASTER} 127.0.0.1 {master_port} 2\n"
+                    f"sentinel down-after-milliseconds {MASTER} 1000\n"
+                    f"sentinel failover-timeout {MASTER} 10000\n")
+        spawn(["redis-server", conf, "--sentinel"])
+        sentinel_ports.append(port)
+
+    def current_master():
+        out = cli(sentinel_ports[0], "SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER).split()
+        return int(out[1]) if len(out) == 2 else None
+
+    assert wait_for(lambda: all(
+        "num-slaves\n2" in cli(p, "SENTINEL", "MASTER", MASTER) for p in sentinel_ports)), "sentinels not ready"
+    url = "redis+sentinel://" + ",".join(f"127.0.0.1:{p}" for p in sentinel_ports) + f"/{MASTER}"
+    return redis, url, current_master, lambda port: ["-p", str(port or 1)]
+
+
+def start_cluster(work, spawn):
+    redis = {}
+
+    def node(i):
+        port = free_port()
+        redis[port] = redis_node(work, f"node-{i}", port, spawn, [
+            "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "1000",
+            "--cluster-port", str(free_port())])
+        assert wait_for(lambda: cli(port, "PING") == "PONG"), "a cluster node did not start"
+        return port
+
+    ports = [node(i) for i in range(6)]
+    out = subprocess.run(["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports],
+                          "--cluster-replicas", "1", "--cluster-yes"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout
+    live = [ports[0]]
+
+    def nodes():
+        for p in [*live, *redis]:
+            if redis[p].poll() is None:
+                text = cli(p, "CLUSTER", "NODES")
+                if text:
+                    return [line.split() for line in text.splitlines()]
+        return []
+
+    def current_master():
+        for f in nodes():
+            if "master" in f[2] and "fail" not in f[2]:
+                for r in f[8:]:
+                    a, _, b = r.partition("-")
+                    if r[0].isdigit() and int(a) <= TAG_SLOT <= int(b or a):
+                        return int(f[1].split("@")[0].rsplit(":", 1)[1])
+        return None
+
+    assert wait_for(lambda: all("cluster_state:ok" in cli(p, "CLUSTER", "INFO") for p in ports)), "cluster not ok"
+    owner = current_master()
+    owner_id = cli(owner, "CLUSTER", "MYID")
+    extra = node(6)
+    out = subprocess.run(["redis-cli", "--cluster", "add-node", f"127.0.0.1:{extra}", f"127.0.0.1:{owner}",
+                          "--cluster-slave", "--cluster-master-id", owner_id], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout
+    assert wait_for(lambda: "connected_slaves:2" in cli(owner, "INFO", "replication")), "second replica not linked"
+    url = "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in ports)
+    # The issuer follows MOVED with -c, from any live node.
+    return redis, url, current_master, lambda _port: ["-c", "-p", str(next(p for p in redis if redis[p].poll() is None))]
+
+
 def main():
     work = tempfile.mkdtemp(prefix="tokengate-failover-")
     procs = []
@@ -123,37 +211,11 @@ def main():
         return p
 
     try:
-        redis = {}
-        master_port = free_port()
-        for role in ["master", "replica-1", "replica-2"]:
-            port = master_port if role == "master" else free_port()
-            d = os.path.join(work, role)
-            os.makedirs(d)
-            args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                    "--dir", d, "--repl-diskless-sync-delay", "0"]
-            if role != "master":
-                args += ["--replicaof", "127.0.0.1", str(master_port)]
-            redis[port] = spawn(args)
-        sentinel_ports = []
-        for i in range(3):
-            port = free_port()
-            conf = os.path.join(work, f"sentinel-{i}.conf")
-            with open(conf, "w") as f:
-                f.write(f"port {port}\nbind 127.0.0.1\ndir {work}\n"
-                        f"sentinel monitor {MASTER} 127.0.0.1 {master_port} 2\n"
-                        f"sentinel down-after-milliseconds {MASTER} 1000\n"
-                        f"sentinel failover-timeout {MASTER} 10000\n")
-            spawn(["redis-server", conf, "--sentinel"])
-            sentinel_ports.append(port)
-
-        def current_master():
-            out = cli(sentinel_ports[0], "SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER).split()
-            return int(out[1]) if len(out) == 2 else None
-
-        assert wait_for(lambda: all(
-            "num-slaves\n2" in cli(p, "SENTINEL", "MASTER", MASTER) for p in sentinel_ports)), "sentinels not ready"
-
-        url = "redis+sentinel://" + ",".join(f"127.0.0.1:{p}" for p in sentinel_ports) + f"/{MASTER}"
+        if CLUSTER:
+            redis, url, current_master, revoke_args = start_cluster(work, spawn)
+        else:
+            redis, url, current_master, revoke_args = start_sentinel(work, spawn)
+        master_port = current_master()
         app = free_port()
         spawn([sys.executable, "-m", "http.server", str(app), "--bind", "127.0.0.1"], cwd=work)
         sidecars = []
@@ -195,7 +257,7 @@ def main():
             jti = f"bench-{n}"
             tok = token(jti)
             port = current_master() if phase != "before" else master_port
-            out = subprocess.run(["redis-cli", "-p", str(port or 1), "EVAL", REVOKE, "2",
+            out = subprocess.run(["redis-cli", *revoke_args(port), "EVAL", REVOKE, "2",
                                   "{tokengate}:revoked:jti", "{tokengate}:seq", "jti", jti,
                                   str(int(time.time()) + 3600), "tokengate:revocations"],
                                  capture_output=True, text=True, timeout=5)
@@ -213,7 +275,9 @@ def main():
                 phase = "after"
             time.sleep(INTERVAL)
 
-        print(f"{SIDECARS} sidecars, Sentinel (master + 2 replicas, down-after 1000 ms), one revocation every {INTERVAL * 1000:.0f} ms")
+        setup = ("Cluster (3 masters, tag's master with 2 replicas, node-timeout 1000 ms)" if CLUSTER
+                 else "Sentinel (master + 2 replicas, down-after 1000 ms)")
+        print(f"{SIDECARS} sidecars, {setup}, one revocation every {INTERVAL * 1000:.0f} ms")
         print("| phase | revocations | not written | p50 | p99 | max |")
         print("|---|---:|---:|---:|---:|---:|")
         for name, xs in phases.items():
@@ -224,7 +288,7 @@ def main():
         # Session refresh latency: through the sentinel URL, and direct to the new master.
         new_master = current_master()
         results = {}
-        for label, rurl in [("sentinel", url), ("direct", f"redis://127.0.0.1:{new_master}")]:
+        for label, rurl in [("cluster" if CLUSTER else "sentinel", url), ("direct", f"redis://127.0.0.1:{new_master}")]:
             listen, control = free_port(), free_port()
             config = os.path.join(work, f"refresh-{label}.yaml")
             with open(config, "w") as f:

@@ -1,17 +1,21 @@
 //! The one way tokengate talks to Redis: an endpoint (URL, password, TLS by
 //! `rediss://`, connect and command timeouts) that connects under those
-//! timeouts, and a cached command connection that is dropped after a broken
-//! exchange. The revocation sync and the session store both use it; neither
-//! knows how a connection is made.
+//! timeouts to one server, the master the sentinels name, or a cluster, and
+//! a cached command connection that is dropped after a broken exchange. The
+//! revocation sync and the session store both use it; neither knows how a
+//! connection is made.
 
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
-use redis::aio::{MultiplexedConnection, PubSub};
-use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo};
+use redis::aio::{ConnectionLike, MultiplexedConnection, PubSub};
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::{AsyncConnectionConfig, Client, ConnectionInfo, IntoConnectionInfo};
 
 /// Where Redis is and how patiently to talk to it. Cheap to clone; connects
 /// lazily, so building one never touches the network.
@@ -28,11 +32,19 @@ pub struct Endpoint {
     pub wait_replicas: u32,
 }
 
-/// Where connections go: one server, or whichever server the sentinels
-/// name as the master at the moment of connecting.
+/// Where connections go: one server, whichever server the sentinels
+/// name as the master at the moment of connecting, or a cluster.
 #[derive(Clone)]
 enum Target {
     Direct(Client),
+    Cluster {
+        /// The nodes named in the URL: the cluster client learns the rest
+        /// from them, and subscriptions go to one of them.
+        seeds: Vec<ConnectionInfo>,
+        /// The seed the next subscription tries first: a failed one moves
+        /// it on, and it starts at a random seed so sidecars spread out.
+        next_seed: Arc<AtomicUsize>,
+    },
     Sentinel {
         /// Shared by the clones of this endpoint: it caches sentinel connections.
         sentinels: Arc<tokio::sync::Mutex<redis::sentinel::Sentinel>>,
@@ -47,9 +59,14 @@ enum Target {
 /// Why a URL names no usable Redis.
 #[derive(Debug, thiserror::Error)]
 pub enum UrlError {
-    /// Neither `redis://`, `rediss://` nor their `+sentinel` forms.
-    #[error("must start with redis://, rediss:// (TLS), redis+sentinel:// or rediss+sentinel://")]
+    /// Neither `redis://`, `rediss://` nor their `+sentinel` or `+cluster` forms.
+    #[error(
+        "must start with redis://, rediss:// (TLS), redis+sentinel://, rediss+sentinel://, redis+cluster:// or rediss+cluster://"
+    )]
     Scheme,
+    /// A cluster URL without node addresses, or with a path.
+    #[error("a cluster URL is redis+cluster://[:password@]host:port[,host:port...]")]
+    Cluster,
     /// A sentinel URL without its master name or sentinel addresses.
     #[error("a sentinel URL is redis+sentinel://[:password@]host:port[,host:port...]/master-name")]
     Sentinel,
@@ -73,6 +90,9 @@ pub enum RedisError {
     /// The script reached Redis after its deadline and changed nothing.
     #[error("redis ran the script after its deadline; nothing was changed")]
     Late,
+    /// The system's random source failed (for a call's done key).
+    #[error("no randomness: {0}")]
+    Random(String),
     /// Written on the master, but fewer replicas than required confirmed
     /// it in time: a failover now could lose it (retrying is harmless).
     #[error("written to the master but confirmed by {acked} of {wanted} replicas; retry")]
@@ -86,7 +106,7 @@ pub enum RedisError {
 
 /// The deadline (unix ms) passed to a script sent now over `endpoint`:
 /// half the command timeout away. A script Redis starts later does nothing
-/// (`redis_deadline.lua`), so when the caller has given up and answered 503, a
+/// (`redis_guard.lua`), so when the caller has given up and answered 503, a
 /// Redis that was only paused cannot apply the change behind its back;
 /// one that starts in time finishes (scripts take microseconds) long
 /// before the caller's timeout. Assumes the clocks of tokengate and Redis
@@ -102,10 +122,57 @@ fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// The Lua prologue of a deadline-bound script: with the deadline (unix ms)
-/// as its last argument, it returns `{'late'}` before doing anything when
-/// Redis's clock is past it.
-pub const DEADLINE_PROLOGUE: &str = include_str!("redis_deadline.lua");
+const GUARD_HEAD: &str = include_str!("redis_guard.lua");
+
+/// Runs the body, then keeps its answer under the done key until ten
+/// seconds past the deadline (no resend can arrive later: it would be late).
+const GUARD_TAIL: &str = "
+local tokengate_result = tokengate_body()
+redis.call('SET', tokengate_done, cmsgpack.pack(tokengate_result), 'PX', math.max(tokengate_deadline - tokengate_now, 0) + 10000)
+return tokengate_result
+";
+
+/// A state-changing script: `body` runs at most once per call and only
+/// before the call's deadline. With [`guard_args`] last, it answers
+/// `{'late', ms}` without running when Redis starts it after the deadline,
+/// and the first run's answer when the same call arrives again (the cluster
+/// client resends a command whose reply was lost, possibly to a new master
+/// that has the first run's effects). `body` runs as a Lua function, so its
+/// top-level `return` is the script's answer.
+pub fn guarded_script(body: &str) -> redis::Script {
+    redis::Script::new(&format!(
+        "{GUARD_HEAD}local function tokengate_body()\n{body}\nend\n{GUARD_TAIL}"
+    ))
+}
+
+/// The two arguments a [`guarded_script`] reads last: a done key unique to
+/// this call under the hash tag `tag` (so it lives in the slot the script
+/// runs on), and [`script_deadline`].
+pub fn guard_args(
+    invocation: &mut redis::ScriptInvocation<'_>,
+    endpoint: &Endpoint,
+    tag: &str,
+) -> Result<(), RedisError> {
+    let mut nonce = [0u8; 16];
+    getrandom::fill(&mut nonce).map_err(|e| RedisError::Random(e.to_string()))?;
+    let hex: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+    invocation
+        .arg(format!("{tag}:done:{hex}"))
+        .arg(script_deadline(endpoint));
+    Ok(())
+}
+
+/// The guard's `{'late', ms past the deadline}`, as the milliseconds; no
+/// guarded body may answer that shape.
+pub fn late_by(reply: &redis::Value) -> Option<i64> {
+    match reply {
+        redis::Value::Array(items) => match items.as_slice() {
+            [redis::Value::BulkString(b), redis::Value::Int(ms)] if b.as_slice() == b"late" => Some(*ms),
+            _ => None,
+        },
+        _ => None,
+    }
+}
 
 impl Endpoint {
     /// An endpoint for `url`, with the default timeouts (connect 2 s, command 1 s).
@@ -147,6 +214,32 @@ impl Endpoint {
                 node,
                 current: Arc::default(),
             }
+        } else if let Some((scheme, rest)) = url.split_once("+cluster://") {
+            if scheme != "redis" && scheme != "rediss" {
+                return Err(UrlError::Scheme);
+            }
+            let (auth, hosts) = match rest.rsplit_once('@') {
+                Some((auth, rest)) => (format!("{auth}@"), rest),
+                None => (String::new(), rest),
+            };
+            let hosts = hosts.strip_suffix('/').unwrap_or(hosts);
+            if hosts.is_empty() || hosts.contains('/') || hosts.split(',').any(str::is_empty) {
+                return Err(UrlError::Cluster);
+            }
+            let seeds = hosts
+                .split(',')
+                .map(|h| format!("{scheme}://{auth}{h}").into_connection_info())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(UrlError::Invalid)?;
+            let start = {
+                use std::hash::BuildHasher;
+                // Any per-process random number will do.
+                (std::collections::hash_map::RandomState::new().hash_one(0u8) % seeds.len() as u64) as usize
+            };
+            Target::Cluster {
+                seeds,
+                next_seed: Arc::new(AtomicUsize::new(start)),
+            }
         } else if url.starts_with("redis://") || url.starts_with("rediss://") {
             let info = url.into_connection_info().map_err(UrlError::Invalid)?;
             Target::Direct(Client::open(info).map_err(UrlError::Invalid)?)
@@ -163,7 +256,8 @@ impl Endpoint {
     }
 
     /// The same endpoint with `password` (from a file or the environment)
-    /// in place of any password in the URL (for a sentinel URL: the master's).
+    /// in place of any password in the URL (for a sentinel URL: the master's;
+    /// for a cluster: every node's).
     pub fn with_password(self, password: String) -> Result<Endpoint, UrlError> {
         let target = match self.target {
             Target::Direct(client) => {
@@ -171,6 +265,16 @@ impl Endpoint {
                 let settings = info.redis_settings().clone().set_password(password);
                 Target::Direct(Client::open(info.set_redis_settings(settings)).map_err(UrlError::Invalid)?)
             }
+            Target::Cluster { seeds, next_seed } => Target::Cluster {
+                seeds: seeds
+                    .into_iter()
+                    .map(|info| {
+                        let settings = info.redis_settings().clone().set_password(password.clone());
+                        info.set_redis_settings(settings)
+                    })
+                    .collect(),
+                next_seed,
+            },
             Target::Sentinel {
                 sentinels,
                 master,
@@ -189,22 +293,27 @@ impl Endpoint {
     /// After a write on `conn`: `WAIT` until `wait_replicas` replicas hold
     /// it, for at most half the command timeout. Replication is
     /// asynchronous: without this, a write the master acknowledged can die
-    /// with the master in a failover.
-    pub async fn confirm_replicated(&self, conn: &mut MultiplexedConnection) -> Result<(), RedisError> {
+    /// with the master in a failover. `key` names the slot written (on a
+    /// cluster, WAIT goes to that slot's master, over the connection that
+    /// wrote).
+    pub async fn confirm_replicated(&self, conn: &mut Connection, key: &str) -> Result<(), RedisError> {
         if self.wait_replicas == 0 {
             return Ok(());
         }
         let wait_ms = u64::try_from(self.command_timeout.as_millis() / 2)
             .unwrap_or(u64::MAX)
             .max(1);
-        let acked: i64 = self
-            .command(
-                redis::cmd("WAIT")
-                    .arg(self.wait_replicas)
-                    .arg(wait_ms)
-                    .query_async(conn),
-            )
-            .await?;
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(self.wait_replicas).arg(wait_ms);
+        let acked: i64 = match conn {
+            Connection::Node(conn) => self.command(wait.query_async(conn)).await?,
+            Connection::Cluster(conn) => {
+                let route = Route::new(key_slot(key.as_bytes()), SlotAddr::Master);
+                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
+                let reply = self.command(conn.route_command(wait, routing)).await?;
+                redis::from_redis_value(reply).map_err(redis::RedisError::from)?
+            }
+        };
         if acked < i64::from(self.wait_replicas) {
             return Err(RedisError::NotReplicated {
                 acked,
@@ -219,11 +328,22 @@ impl Endpoint {
         matches!(self.target, Target::Sentinel { .. })
     }
 
+    /// True for a cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.target, Target::Cluster { .. })
+    }
+
     /// The client for the server to talk to now: the one configured, or
     /// the master the sentinels name (checked to say it is the master).
     async fn client(&self) -> Result<Client, RedisError> {
         match &self.target {
             Target::Direct(client) => Ok(client.clone()),
+            Target::Cluster { seeds, next_seed } => {
+                // A subscription: any node receives every PUBLISH.
+                let i = next_seed.load(Ordering::Relaxed) % seeds.len().max(1);
+                let info = seeds.get(i).cloned().ok_or(RedisError::Closed)?;
+                Ok(Client::open(info)?)
+            }
             Target::Sentinel {
                 sentinels,
                 master,
@@ -261,30 +381,38 @@ impl Endpoint {
     }
 
     /// A command connection with the configured connect and command timeouts.
-    pub async fn connect(&self) -> Result<MultiplexedConnection, RedisError> {
-        Ok(self.connect_to().await?.0)
-    }
-
-    /// [`Endpoint::connect`], with the address of the server connected to
-    /// (with Sentinel, the master found).
-    pub async fn connect_to(&self) -> Result<(MultiplexedConnection, String), RedisError> {
+    pub async fn connect(&self) -> Result<Connection, RedisError> {
+        let limit = self.connect_timeout + self.command_timeout;
+        if let Target::Cluster { seeds, .. } = &self.target {
+            let client = redis::cluster::ClusterClientBuilder::new(seeds.iter().cloned())
+                .connection_timeout(self.connect_timeout)
+                .response_timeout(self.command_timeout)
+                .build()?;
+            return Ok(Connection::Cluster(within(limit, client.get_async_connection()).await?));
+        }
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.connect_timeout))
             .set_response_timeout(Some(self.command_timeout));
         let client = self.client().await?;
-        let address = client.get_connection_info().addr().to_string();
-        let conn = within(
-            self.connect_timeout + self.command_timeout,
-            client.get_multiplexed_async_connection_with_config(&config),
-        )
-        .await?;
-        Ok((conn, address))
+        let conn = within(limit, client.get_multiplexed_async_connection_with_config(&config)).await?;
+        Ok(Connection::Node(conn))
     }
 
-    /// The role the server behind `conn` reports (`master`, `slave`): a
-    /// demoted master answers `slave`.
-    pub async fn role(&self, conn: &mut MultiplexedConnection) -> Result<String, RedisError> {
-        let reply: redis::Value = self.command(redis::cmd("ROLE").query_async(conn)).await?;
+    /// The role (`master`, `slave`) of the server at `address`, asked over
+    /// `conn`: a demoted master answers `slave`; on a cluster, the node
+    /// subscribed to may be either.
+    pub async fn role(&self, conn: &mut Connection, address: &str) -> Result<String, RedisError> {
+        let reply: redis::Value = match conn {
+            Connection::Node(conn) => self.command(redis::cmd("ROLE").query_async(conn)).await?,
+            Connection::Cluster(conn) => {
+                let (host, port) = address.rsplit_once(':').ok_or(RedisError::Closed)?;
+                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                    host: host.to_owned(),
+                    port: port.parse().map_err(|_| RedisError::Closed)?,
+                });
+                self.command(conn.route_command(redis::cmd("ROLE"), routing)).await?
+            }
+        };
         Ok(match reply {
             redis::Value::Array(items) => match items.first() {
                 Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
@@ -295,12 +423,24 @@ impl Endpoint {
         })
     }
 
-    /// A pub/sub connection subscribed to `channel`.
-    pub async fn subscribe(&self, channel: &str) -> Result<PubSub, RedisError> {
-        let client = self.client().await?;
-        let mut pubsub = within(self.connect_timeout + self.command_timeout, client.get_async_pubsub()).await?;
-        within(self.command_timeout, pubsub.subscribe(channel)).await?;
-        Ok(pubsub)
+    /// A pub/sub connection subscribed to `channel`, and the address of
+    /// the server it is on (with Sentinel, the master; on a cluster, a
+    /// seed node, the next one after a failure).
+    pub async fn subscribe(&self, channel: &str) -> Result<(PubSub, String), RedisError> {
+        let result = async {
+            let client = self.client().await?;
+            let address = client.get_connection_info().addr().to_string();
+            let mut pubsub = within(self.connect_timeout + self.command_timeout, client.get_async_pubsub()).await?;
+            within(self.command_timeout, pubsub.subscribe(channel)).await?;
+            Ok((pubsub, address))
+        }
+        .await;
+        if result.is_err()
+            && let Target::Cluster { next_seed, .. } = &self.target
+        {
+            next_seed.fetch_add(1, Ordering::Relaxed);
+        }
+        result
     }
 
     /// Runs one command future under the command timeout.
@@ -328,11 +468,49 @@ where
     }
 }
 
+/// A command connection: to one server, or to a cluster (which routes each
+/// command to its slot's master and follows `MOVED`/`ASK` and failovers).
+#[derive(Clone)]
+pub enum Connection {
+    /// One server (direct, or the master the sentinels named).
+    Node(MultiplexedConnection),
+    /// A cluster.
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Connection::Node(c) => c.req_packed_command(cmd),
+            Connection::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Connection::Node(c) => c.req_packed_commands(pipeline, offset, count),
+            Connection::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Node(c) => c.get_db(),
+            Connection::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
 /// One command connection shared by concurrent callers (it multiplexes), opened
 /// on first use and opened afresh after an exchange broke it.
 pub struct SharedConnection {
     endpoint: Endpoint,
-    conn: ArcSwapOption<MultiplexedConnection>,
+    conn: ArcSwapOption<Connection>,
 }
 
 impl SharedConnection {
@@ -345,9 +523,9 @@ impl SharedConnection {
     }
 
     /// The cached connection, or a new one.
-    pub async fn get(&self) -> Result<MultiplexedConnection, RedisError> {
+    pub async fn get(&self) -> Result<Connection, RedisError> {
         if let Some(c) = self.conn.load_full() {
-            return Ok(MultiplexedConnection::clone(&c));
+            return Ok(Connection::clone(&c));
         }
         let c = self.endpoint.connect().await?;
         self.conn.store(Some(Arc::new(c.clone())));
@@ -361,16 +539,53 @@ impl SharedConnection {
 
     /// Notes a failed exchange: after a broken socket or a timeout, the next
     /// [`SharedConnection::get`] connects afresh instead of reusing it.
-    pub fn failed(&self, e: &redis::RedisError) {
-        // READONLY: the server was demoted by a failover; reconnecting asks
-        // the sentinels for the new master.
-        // Before Redis 7 an error inside a script arrives as `ERR Error
-        // running script ... READONLY ...`, so the text counts too.
-        let demoted = e.code() == Some("READONLY") || e.to_string().contains("READONLY");
-        if demoted || e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_unrecoverable_error() {
+    pub fn failed(&self, e: &RedisError) {
+        let broken = match e {
+            RedisError::Timeout(_) | RedisError::Closed => true,
+            // READONLY: the server was demoted by a failover; reconnecting
+            // asks the sentinels for the new master. Before Redis 7 an
+            // error inside a script arrives as `ERR Error running script
+            // ... READONLY ...`, so the text counts too.
+            RedisError::Redis(e) => {
+                e.code() == Some("READONLY")
+                    || e.to_string().contains("READONLY")
+                    || e.is_io_error()
+                    || e.is_connection_dropped()
+                    || e.is_timeout()
+                    || e.is_unrecoverable_error()
+            }
+            RedisError::Late | RedisError::NotReplicated { .. } | RedisError::Random(_) => false,
+        };
+        if broken {
             self.conn.store(None);
         }
     }
+}
+
+/// The cluster slot of `key` (CRC16/XMODEM of its hash tag, or of the key
+/// when it has none, modulo 16384), as Redis computes it.
+fn key_slot(key: &[u8]) -> u16 {
+    let tagged = key
+        .iter()
+        .position(|&b| b == b'{')
+        .and_then(|open| {
+            let rest = &key[open + 1..];
+            let close = rest.iter().position(|&b| b == b'}')?;
+            (close > 0).then(|| &rest[..close])
+        })
+        .unwrap_or(key);
+    let crc = tagged.iter().fold(0u16, |mut crc, &b| {
+        crc ^= u16::from(b) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+        crc
+    });
+    crc % 16384
 }
 
 /// The URL with any password replaced, for logs.
@@ -418,6 +633,34 @@ mod tests {
             .with_password("p".into())
             .unwrap();
         assert!(e.is_sentinel());
+    }
+
+    #[test]
+    fn key_slots_match_redis() {
+        // Values from `CLUSTER KEYSLOT` on Redis 7.0.
+        assert_eq!(key_slot(b"{tokengate}"), 3372);
+        assert_eq!(key_slot(b"{tokengate}:seq"), 3372);
+        // The CRC16 check value, and the tag rules of the cluster spec.
+        assert_eq!(key_slot(b"123456789"), 0x31C3);
+        assert_eq!(key_slot(b"foo{{bar}}zap"), key_slot(b"{bar"));
+        assert_ne!(key_slot(b"foo{}{bar}"), key_slot(b"bar"));
+        assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
+    }
+
+    #[test]
+    fn cluster_urls() {
+        let e = Endpoint::parse("redis+cluster://:pw@10.0.0.1:6379,10.0.0.2:6379").unwrap();
+        assert!(e.is_cluster() && !e.is_sentinel());
+        assert_eq!(e.display_url(), "redis+cluster://:***@10.0.0.1:6379,10.0.0.2:6379");
+        assert!(Endpoint::parse("rediss+cluster://n1:6379/").unwrap().is_cluster());
+        for bad in [
+            "redis+cluster://",
+            "redis+cluster://n1:6379/0",
+            "redis+cluster://n1,,n2",
+        ] {
+            assert!(matches!(Endpoint::parse(bad), Err(UrlError::Cluster)), "{bad}");
+        }
+        assert!(matches!(Endpoint::parse("http+cluster://n1"), Err(UrlError::Scheme)));
     }
 
     #[test]

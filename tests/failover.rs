@@ -10,56 +10,9 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
-use jsonwebtoken::Algorithm;
-use serde_json::json;
+use support::ha::*;
 use support::redis::{SentinelSet, cli_at};
 use support::*;
-
-fn config(url: &str) -> String {
-    config_waiting(url, 0)
-}
-
-fn config_waiting(url: &str, replicas: u32) -> String {
-    format!(
-        "{}
-revocation:
-  backend: redis
-  redis:
-    url: \"{url}\"
-    wait_for_replicas: {replicas}
-    connect_timeout: 300ms
-    command_timeout: 1s
-    check_interval: 200ms
-  max_staleness: 30s
-sessions:
-  signing_key: {{ private_key_file: keys/ec256.key.pem }}
-  control: {{ listen: \"127.0.0.1:0\" }}
-",
-        base_config()
-    )
-}
-
-async fn admin_revoke(proxy: &TestProxy, jti: &str) -> u16 {
-    admin_revoke_reply(proxy, jti).await.status.as_u16()
-}
-
-async fn admin_revoke_reply(proxy: &TestProxy, jti: &str) -> Reply {
-    let body = json!({"jti": jti, "exp": now() + 600}).to_string();
-    let req = Request::post(format!("http://{}/revoke", proxy.admin))
-        .body(Full::new(Bytes::from(body)))
-        .unwrap();
-    send(&http1(), req).await
-}
-
-async fn status(proxy: &TestProxy, token: &str) -> u16 {
-    get_with_token(&proxy.url("/x"), token).await.status.as_u16()
-}
-
-fn token_with_jti(jti: &str) -> String {
-    let mut c = claims("sentinel-user");
-    c["jti"] = jti.into();
-    sign(Algorithm::HS256, &c)
-}
 
 #[tokio::test]
 async fn sidecars_follow_a_sentinel_failover_and_forget_no_revocation() {

@@ -965,6 +965,12 @@ async fn redis_session_keys_expire_with_their_refresh_token() {
         if is_revocation_state {
             continue;
         }
+        if key.starts_with("{tokengate}:done:") {
+            // A call's answer, kept for resends until just past its deadline.
+            let ttl: i64 = redis.cli(&["TTL", key]).trim().parse().unwrap();
+            assert!((1..=11).contains(&ttl), "{key} is short-lived, TTL {ttl}");
+            continue;
+        }
         session_keys += 1;
         let ttl: i64 = redis.cli(&["TTL", key]).trim().parse().unwrap();
         assert!(

@@ -397,7 +397,7 @@ impl Revocations {
                 let seq = endpoint
                     .command(protocol::revoke(&mut conn, &target.keys, revocation))
                     .await?;
-                endpoint.confirm_replicated(&mut conn).await?;
+                endpoint.confirm_replicated(&mut conn, &target.keys.seq).await?;
                 Ok(seq)
             }
         }

@@ -58,37 +58,32 @@ impl Revocations {
         let keys = &target.keys;
         // Built (and hashed) once per process, not per logout.
         static SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
-            redis::Script::new(&format!(
-                "{}{}\n{}",
-                crate::redis_client::DEADLINE_PROLOGUE,
+            crate::redis_client::guarded_script(&format!(
+                "{}\n{}",
                 protocol::REVOKE_FUNCTION,
                 protocol::REVOKE_ONCE_SCRIPT
             ))
         });
-        let script = &*SCRIPT;
         let endpoint = &target.config.endpoint;
         let mut conn = endpoint.connect().await?;
-        let reply: redis::Value = endpoint
-            .command(
-                script
-                    .key(keys.set(kind))
-                    .key(&keys.seq)
-                    .key(once_key(keys, id))
-                    .arg(kind.label())
-                    .arg(rid)
-                    .arg(score)
-                    .arg(&keys.channel)
-                    .arg(ttl_secs.max(1))
-                    // Last: a script Redis runs after we gave up (and
-                    // answered 503) changes nothing, so the retry does it.
-                    .arg(crate::redis_client::script_deadline(endpoint))
-                    .invoke_async(&mut conn),
-            )
-            .await?;
+        let mut invocation = SCRIPT.key(keys.set(kind));
+        invocation
+            .key(&keys.seq)
+            .key(once_key(keys, id))
+            .arg(kind.label())
+            .arg(rid)
+            .arg(score)
+            .arg(&keys.channel)
+            .arg(ttl_secs.max(1));
+        // Last: a script Redis runs after we gave up (and answered 503)
+        // changes nothing, so the retry does it; a resend of this call
+        // gets this call's answer, not "already processed".
+        crate::redis_client::guard_args(&mut invocation, endpoint, &keys.tag)?;
+        let reply: redis::Value = endpoint.command(invocation.invoke_async(&mut conn)).await?;
         match reply {
             redis::Value::Int(seq) => match u64::try_from(seq) {
                 Ok(seq) => {
-                    endpoint.confirm_replicated(&mut conn).await?;
+                    endpoint.confirm_replicated(&mut conn, &keys.seq).await?;
                     Ok(Once::Applied(seq))
                 }
                 Err(_) => Ok(Once::AlreadyDone),

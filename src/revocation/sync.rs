@@ -7,7 +7,6 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use redis::aio::MultiplexedConnection;
 
 use super::Revocations;
 use super::metrics::{MessageResult, ReloadCause};
@@ -16,7 +15,7 @@ use crate::backoff::Backoff;
 use crate::clock::unix_ms;
 use crate::config::RedisConfig;
 use crate::readiness::Latch;
-use crate::redis_client::{RedisError, within};
+use crate::redis_client::{Connection, RedisError, within};
 
 /// A Redis endpoint and the protocol names under its prefix.
 #[derive(Clone, Debug)]
@@ -66,11 +65,13 @@ async fn run(revocations: Revocations, target: RedisTarget, latch: Latch) {
             tracing::debug!(error = %error, attempt = failures, "revocation sync reconnect failed");
         }
         failures = failures.saturating_add(1);
-        // Through Sentinel a failed reconnect usually means no master yet:
-        // a new one is promoted within seconds and each retry asks the
-        // sentinels (cheap), so retry at a short, fixed-cap pace rather
-        // than let the backoff grow past the promotion.
-        let backoff = if target.config.endpoint.is_sentinel() {
+        // Through Sentinel a failed reconnect usually means no master yet,
+        // and on a cluster a dead node (the next try goes to the next one):
+        // a new master is promoted within seconds and each retry is cheap,
+        // so retry at a short, fixed-cap pace rather than let the backoff
+        // grow past the promotion.
+        let endpoint = &target.config.endpoint;
+        let backoff = if endpoint.is_sentinel() || endpoint.is_cluster() {
             RECONNECT_SENTINEL
         } else {
             RECONNECT
@@ -88,7 +89,7 @@ async fn run(revocations: Revocations, target: RedisTarget, latch: Latch) {
 /// do not stampede Redis.
 const RECONNECT: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
 
-/// Reconnects through Sentinel: 100 ms doubling to 500 ms, jittered.
+/// Reconnects through Sentinel or to a cluster: 100 ms doubling to 500 ms, jittered.
 const RECONNECT_SENTINEL: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(500));
 
 async fn session(
@@ -102,9 +103,9 @@ async fn session(
     let cfg = &target.config;
     // Subscribe before loading: anything revoked during the load arrives on
     // the channel and is applied after it, so nothing falls between.
-    let mut pubsub = cfg.endpoint.subscribe(&target.keys.channel).await?;
-    let (mut conn, address) = cfg.endpoint.connect_to().await?;
-    let role = cfg.endpoint.role(&mut conn).await?;
+    let (mut pubsub, address) = cfg.endpoint.subscribe(&target.keys.channel).await?;
+    let mut conn = cfg.endpoint.connect().await?;
+    let role = cfg.endpoint.role(&mut conn, &address).await?;
     let mut seq = full_load(revocations, target, &mut conn, cause).await?;
     revocations.set_connected(true);
     revocations.set_node(Some((address.clone(), role.clone())));
@@ -213,7 +214,7 @@ const PAGES_IN_FLIGHT: usize = 2;
 /// cannot push old ones past its end.
 async fn load_set(
     revocations: &Revocations,
-    conn: &MultiplexedConnection,
+    conn: &Connection,
     kind: Kind,
     key: &str,
     page_size: u64,
@@ -277,7 +278,7 @@ fn score_seconds(score: &redis::Value) -> Option<i64> {
 async fn full_load(
     revocations: &Revocations,
     target: &RedisTarget,
-    conn: &mut MultiplexedConnection,
+    conn: &mut Connection,
     cause: ReloadCause,
 ) -> Result<u64, RedisError> {
     let cfg = &target.config;

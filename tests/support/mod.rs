@@ -7,6 +7,7 @@
 // part of the library API.
 #[path = "../../src/cli/echo.rs"]
 mod echo;
+pub mod ha;
 pub mod jwks;
 pub mod op;
 pub mod raw;

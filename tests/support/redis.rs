@@ -280,3 +280,231 @@ fn field_after<'a>(text: &'a str, name: &str) -> Option<&'a str> {
     lines.by_ref().find(|l| *l == name)?;
     lines.next()
 }
+
+/// A Redis Cluster on loopback: three masters, each with one replica,
+/// made by `redis-cli --cluster create`, failing a master over one second
+/// after it stops answering.
+pub struct ClusterSet {
+    /// Every node, masters first as created (their roles change in a failover).
+    pub nodes: Vec<RedisServer>,
+}
+
+/// A node as `CLUSTER NODES` describes it.
+pub struct ClusterNode {
+    pub port: u16,
+    pub id: String,
+    /// `master`, `replica` or `failed`.
+    pub role: String,
+    /// Slot ranges served (masters).
+    pub slots: Vec<(u16, u16)>,
+}
+
+/// The slot of tokengate's default hash tag `{tokengate}`.
+pub const TAG_SLOT: u16 = 3372;
+
+fn cluster_node() -> RedisServer {
+    RedisServer::start_with(vec![
+        "--cluster-enabled".into(),
+        "yes".into(),
+        "--cluster-config-file".into(),
+        "nodes.conf".into(),
+        "--cluster-node-timeout".into(),
+        "1000".into(),
+        // The bus port is the port + 10000 unless given: in the
+        // kernel's ephemeral range, where it can be taken.
+        "--cluster-port".into(),
+        super::free_port().to_string(),
+    ])
+}
+
+impl ClusterSet {
+    pub fn start() -> ClusterSet {
+        let nodes: Vec<RedisServer> = (0..6).map(|_| cluster_node()).collect();
+        let addresses: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .output()
+            .expect("redis-cli runs");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let set = ClusterSet { nodes };
+        // Ready once every node says the cluster is ok and the tag's master
+        // has a replica online (a failover needs one).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let ok = set
+                .nodes
+                .iter()
+                .all(|n| cli_at(n.port, &["CLUSTER", "INFO"]).contains("cluster_state:ok"));
+            let replicated = set
+                .slot_master()
+                .is_some_and(|m| cli_at(m, &["INFO", "replication"]).contains("connected_slaves:1"));
+            if ok && replicated {
+                return set;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the cluster never became ok");
+    }
+
+    /// Adds a second replica to the master of tokengate's slot (so it keeps
+    /// one after a failover, for `wait_for_replicas: 1`).
+    pub fn add_slot_replica(&mut self) {
+        let master = self.slot_master().unwrap();
+        let id = self.id_of(master).unwrap();
+        let node = cluster_node();
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "add-node", &format!("127.0.0.1:{}", node.port)])
+            .arg(format!("127.0.0.1:{master}"))
+            .args(["--cluster-slave", "--cluster-master-id", &id])
+            .output()
+            .expect("redis-cli runs");
+        assert!(
+            out.status.success(),
+            "add-node: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        self.nodes.push(node);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if cli_at(master, &["INFO", "replication"]).contains("connected_slaves:2") {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the second replica never linked");
+    }
+
+    /// `redis+cluster://` naming the nodes at `ports`, in that order.
+    pub fn url_of(ports: &[u16]) -> String {
+        let hosts: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        format!("redis+cluster://{}", hosts.join(","))
+    }
+
+    /// `redis+cluster://` naming every node.
+    pub fn url(&self) -> String {
+        ClusterSet::url_of(&self.ports())
+    }
+
+    pub fn ports(&self) -> Vec<u16> {
+        self.nodes.iter().map(|n| n.port).collect()
+    }
+
+    /// Every node, as a live node sees them.
+    pub fn topology(&self) -> Vec<ClusterNode> {
+        for n in &self.nodes {
+            if n.child.is_none() {
+                continue;
+            }
+            let out = cli_at(n.port, &["CLUSTER", "NODES"]);
+            if out.trim().is_empty() {
+                continue;
+            }
+            return out
+                .lines()
+                .filter_map(|line| {
+                    let f: Vec<&str> = line.split_whitespace().collect();
+                    let port = f.get(1)?.split('@').next()?.rsplit(':').next()?.parse().ok()?;
+                    let role = if f.get(2)?.contains("master") {
+                        "master"
+                    } else {
+                        "replica"
+                    };
+                    let failed = f.get(2)?.contains("fail") && !f.get(2)?.contains("pfail");
+                    let slots = f
+                        .get(8..)
+                        .unwrap_or_default()
+                        .iter()
+                        .filter(|s| !s.starts_with('['))
+                        .filter_map(|s| match s.split_once('-') {
+                            Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
+                            None => s.parse().ok().map(|a| (a, a)),
+                        })
+                        .collect();
+                    let role = if failed { "failed" } else { role };
+                    Some(ClusterNode {
+                        port,
+                        id: f.first()?.to_string(),
+                        role: role.to_owned(),
+                        slots,
+                    })
+                })
+                .collect();
+        }
+        Vec::new()
+    }
+
+    /// The port of the master serving tokengate's slot now.
+    pub fn slot_master(&self) -> Option<u16> {
+        self.topology()
+            .into_iter()
+            .find(|n| n.role == "master" && n.slots.iter().any(|&(a, b)| a <= TAG_SLOT && TAG_SLOT <= b))
+            .map(|n| n.port)
+    }
+
+    /// A master that does not serve tokengate's slot.
+    pub fn other_master(&self) -> Option<u16> {
+        let owner = self.slot_master()?;
+        self.topology()
+            .into_iter()
+            .find(|n| n.role == "master" && n.port != owner)
+            .map(|n| n.port)
+    }
+
+    /// The node id of the node at `port`.
+    pub fn id_of(&self, port: u16) -> Option<String> {
+        self.topology().into_iter().find(|n| n.port == port).map(|n| n.id)
+    }
+
+    /// The node at `port`.
+    pub fn node(&mut self, port: u16) -> &mut RedisServer {
+        self.nodes
+            .iter_mut()
+            .find(|n| n.port == port)
+            .expect("a node of the set")
+    }
+
+    /// Starts moving `slot` with its keys from the master at `from` to the
+    /// one at `to`, as `redis-cli --cluster reshard` does: importing and
+    /// migrating marks, then MIGRATE of every key. The slot is still
+    /// `from`'s, which sends clients on to `to` with ASK, until
+    /// [`ClusterSet::finish_migration`].
+    pub fn begin_migration(&self, slot: u16, from: u16, to: u16) {
+        let (from_id, to_id) = (self.id_of(from).unwrap(), self.id_of(to).unwrap());
+        let s = slot.to_string();
+        let ok = |out: String| assert!(out.trim() == "OK", "{out}");
+        ok(cli_at(to, &["CLUSTER", "SETSLOT", &s, "IMPORTING", &from_id]));
+        ok(cli_at(from, &["CLUSTER", "SETSLOT", &s, "MIGRATING", &to_id]));
+        let to_port = to.to_string();
+        loop {
+            let keys = cli_at(from, &["CLUSTER", "GETKEYSINSLOT", &s, "100"]);
+            let keys: Vec<&str> = keys.lines().map(str::trim).filter(|k| !k.is_empty()).collect();
+            if keys.is_empty() {
+                break;
+            }
+            let mut args = vec!["MIGRATE", "127.0.0.1", &to_port, "", "0", "5000", "KEYS"];
+            args.extend(keys);
+            let out = cli_at(from, &args);
+            assert!(out.trim() == "OK" || out.trim() == "NOKEY", "MIGRATE: {out}");
+        }
+    }
+
+    /// Hands `slot` over to the master at `to` on every node (clients are
+    /// then sent there with MOVED).
+    pub fn finish_migration(&self, slot: u16, to: u16) {
+        let to_id = self.id_of(to).unwrap();
+        let s = slot.to_string();
+        let out = cli_at(to, &["CLUSTER", "SETSLOT", &s, "NODE", &to_id]);
+        assert!(out.trim() == "OK", "{out}");
+        for n in &self.nodes {
+            if n.port != to && n.child.is_some() {
+                let _ = cli_at(n.port, &["CLUSTER", "SETSLOT", &s, "NODE", &to_id]);
+            }
+        }
+    }
+}

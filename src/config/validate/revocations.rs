@@ -165,7 +165,7 @@ mod tests {
             (
                 &redis,
                 &[
-                    "revocation.redis.url: must start with redis://, rediss:// (TLS), redis+sentinel:// or rediss+sentinel://",
+                    "revocation.redis.url: must start with redis://, rediss:// (TLS), redis+sentinel://, rediss+sentinel://, redis+cluster:// or rediss+cluster://",
                     "revocation.redis.password_file: give password_file or password_env, not both",
                     "revocation.redis.page_size: 1 is outside 10..=1000000",
                     "revocation.on_stale: `maybe`: use fail_open or fail_closed",

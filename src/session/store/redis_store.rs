@@ -59,23 +59,13 @@ struct Scripts {
     lookup: redis::Script,
 }
 
-/// Every script: the deadline check first (nothing before it may change
-/// anything), then the revoke function, the shared helpers and the body.
+/// Every script: guarded (run once per call, before its deadline), with
+/// the revoke function and the shared helpers before the body.
 fn script(body: &str) -> redis::Script {
-    redis::Script::new(&format!(
-        "{}{}{COMMON}{body}",
-        crate::redis_client::DEADLINE_PROLOGUE,
+    crate::redis_client::guarded_script(&format!(
+        "{}{COMMON}{body}",
         crate::revocation::protocol::REVOKE_FUNCTION
     ))
-}
-
-/// The prologue's `{'late', ms past the deadline}`, as the milliseconds;
-/// no script answers that shape otherwise.
-fn late_by(reply: &[redis::Value]) -> Option<i64> {
-    match reply {
-        [redis::Value::BulkString(b), redis::Value::Int(ms)] if b.as_slice() == b"late" => Some(*ms),
-        _ => None,
-    }
 }
 
 fn hex(hash: &TokenHash) -> String {
@@ -151,22 +141,31 @@ impl RedisStore {
             .arg(&keys.tag)
             .arg(&keys.channel);
         args(&mut invocation);
-        // Last, as the prologue reads it: a script Redis runs after the
-        // caller gave up changes nothing, so a 503 means nothing changed.
-        invocation.arg(crate::redis_client::script_deadline(self.conn.endpoint()));
-        match invocation.invoke_async::<Vec<redis::Value>>(&mut conn).await {
-            Ok(v) if let Some(ms) = late_by(&v) => {
+        // Last, as the guard reads them: a script Redis runs after the
+        // caller gave up changes nothing, so a 503 means nothing changed,
+        // and a resend of this call cannot run it twice.
+        crate::redis_client::guard_args(&mut invocation, self.conn.endpoint(), &keys.tag)?;
+        let reply = self
+            .conn
+            .endpoint()
+            .command(invocation.invoke_async::<redis::Value>(&mut conn))
+            .await;
+        match reply {
+            Ok(v) if let Some(ms) = crate::redis_client::late_by(&v) => {
                 tracing::warn!(
                     late_ms = ms,
                     "a session script reached redis after its deadline and changed nothing (a slow or paused redis, or clocks apart)"
                 );
                 Err(StoreError::Redis(RedisError::Late))
             }
-            Ok(v) if confirm => {
-                self.conn.endpoint().confirm_replicated(&mut conn).await?;
+            Ok(v) => {
+                let v: Vec<redis::Value> =
+                    redis::from_redis_value(v).map_err(|e| RedisError::Redis(redis::RedisError::from(e)))?;
+                if confirm {
+                    self.conn.endpoint().confirm_replicated(&mut conn, &keys.seq).await?;
+                }
                 Ok(v)
             }
-            Ok(v) => Ok(v),
             Err(e) => {
                 // Only the shared connection is worth dropping; an own one
                 // goes with this call.
