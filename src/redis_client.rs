@@ -41,8 +41,8 @@ enum Target {
         /// The nodes named in the URL: the cluster client learns the rest
         /// from them, and subscriptions go to one of them.
         seeds: Vec<ConnectionInfo>,
-        /// The seed the next subscription tries first: a failed one moves
-        /// it on, and it starts at a random seed so sidecars spread out.
+        /// The seed the next subscription goes to: the first, then the
+        /// next after each failure.
         next_seed: Arc<AtomicUsize>,
     },
     Sentinel {
@@ -133,11 +133,13 @@ return tokengate_result
 ";
 
 /// A state-changing script: `body` runs at most once per call and only
-/// before the call's deadline. With [`guard_args`] last, it answers
-/// `{'late', ms}` without running when Redis starts it after the deadline,
-/// and the first run's answer when the same call arrives again (the cluster
-/// client resends a command whose reply was lost, possibly to a new master
-/// that has the first run's effects). `body` runs as a Lua function, so its
+/// before the call's deadline. With [`guard_args`] after every other key,
+/// it answers `{'late', ms}` without running when Redis starts it after the
+/// deadline, and the first run's answer when the same call arrives again
+/// (the cluster client resends a command whose reply was lost, possibly to
+/// a new master that has the first run's effects). On a cluster it does not
+/// run at all while its slot is moving (the never-existing done key makes
+/// Redis answer TRYAGAIN or ASK). `body` runs as a Lua function, so its
 /// top-level `return` is the script's answer.
 pub fn guarded_script(body: &str) -> redis::Script {
     redis::Script::new(&format!(
@@ -145,9 +147,10 @@ pub fn guarded_script(body: &str) -> redis::Script {
     ))
 }
 
-/// The two arguments a [`guarded_script`] reads last: a done key unique to
-/// this call under the hash tag `tag` (so it lives in the slot the script
-/// runs on), and [`script_deadline`].
+/// What a [`guarded_script`] reads last: a done key unique to this call
+/// under the hash tag `tag` (so it lives in the slot the script runs on),
+/// as the last key, and [`script_deadline`] as the last argument. Call it
+/// after adding every other key and argument.
 pub fn guard_args(
     invocation: &mut redis::ScriptInvocation<'_>,
     endpoint: &Endpoint,
@@ -157,7 +160,7 @@ pub fn guard_args(
     getrandom::fill(&mut nonce).map_err(|e| RedisError::Random(e.to_string()))?;
     let hex: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
     invocation
-        .arg(format!("{tag}:done:{hex}"))
+        .key(format!("{tag}:done:{hex}"))
         .arg(script_deadline(endpoint));
     Ok(())
 }
@@ -231,14 +234,9 @@ impl Endpoint {
                 .map(|h| format!("{scheme}://{auth}{h}").into_connection_info())
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(UrlError::Invalid)?;
-            let start = {
-                use std::hash::BuildHasher;
-                // Any per-process random number will do.
-                (std::collections::hash_map::RandomState::new().hash_one(0u8) % seeds.len() as u64) as usize
-            };
             Target::Cluster {
                 seeds,
-                next_seed: Arc::new(AtomicUsize::new(start)),
+                next_seed: Arc::new(AtomicUsize::new(0)),
             }
         } else if url.starts_with("redis://") || url.starts_with("rediss://") {
             let info = url.into_connection_info().map_err(UrlError::Invalid)?;
@@ -399,19 +397,29 @@ impl Endpoint {
     }
 
     /// The role (`master`, `slave`) of the server at `address`, asked over
-    /// `conn`: a demoted master answers `slave`; on a cluster, the node
-    /// subscribed to may be either.
+    /// `conn`: a demoted master answers `slave`. On a cluster, the node
+    /// subscribed to (master or replica) is asked over a connection of its
+    /// own, by the address as listed in the URL (the cluster may know it
+    /// by another name).
     pub async fn role(&self, conn: &mut Connection, address: &str) -> Result<String, RedisError> {
-        let reply: redis::Value = match conn {
-            Connection::Node(conn) => self.command(redis::cmd("ROLE").query_async(conn)).await?,
-            Connection::Cluster(conn) => {
-                let (host, port) = address.rsplit_once(':').ok_or(RedisError::Closed)?;
-                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
-                    host: host.to_owned(),
-                    port: port.parse().map_err(|_| RedisError::Closed)?,
-                });
-                self.command(conn.route_command(redis::cmd("ROLE"), routing)).await?
+        let reply: redis::Value = match (conn, &self.target) {
+            (Connection::Cluster(_), Target::Cluster { seeds, .. }) => {
+                let info = seeds
+                    .iter()
+                    .find(|s| s.addr().to_string() == address)
+                    .cloned()
+                    .ok_or(RedisError::Closed)?;
+                let config = AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(self.connect_timeout))
+                    .set_response_timeout(Some(self.command_timeout));
+                let mut node = within(
+                    self.connect_timeout + self.command_timeout,
+                    Client::open(info)?.get_multiplexed_async_connection_with_config(&config),
+                )
+                .await?;
+                self.command(redis::cmd("ROLE").query_async(&mut node)).await?
             }
+            (conn, _) => self.command(redis::cmd("ROLE").query_async(conn)).await?,
         };
         Ok(match reply {
             redis::Value::Array(items) => match items.first() {
@@ -423,24 +431,25 @@ impl Endpoint {
         })
     }
 
-    /// A pub/sub connection subscribed to `channel`, and the address of
-    /// the server it is on (with Sentinel, the master; on a cluster, a
-    /// seed node, the next one after a failure).
-    pub async fn subscribe(&self, channel: &str) -> Result<(PubSub, String), RedisError> {
-        let result = async {
-            let client = self.client().await?;
-            let address = client.get_connection_info().addr().to_string();
-            let mut pubsub = within(self.connect_timeout + self.command_timeout, client.get_async_pubsub()).await?;
-            within(self.command_timeout, pubsub.subscribe(channel)).await?;
-            Ok((pubsub, address))
-        }
-        .await;
-        if result.is_err()
-            && let Target::Cluster { next_seed, .. } = &self.target
-        {
+    /// After the revocation sync lost its session: on a cluster, the next
+    /// subscription tries the next listed node (this one may be dead, or
+    /// unreachable by the name listed).
+    pub fn sync_failed(&self) {
+        if let Target::Cluster { next_seed, .. } = &self.target {
             next_seed.fetch_add(1, Ordering::Relaxed);
         }
-        result
+    }
+
+    /// A pub/sub connection subscribed to `channel`, and the address of
+    /// the server it is on (with Sentinel, the master; on a cluster, the
+    /// first listed node, then the next one after each
+    /// [`Endpoint::sync_failed`]).
+    pub async fn subscribe(&self, channel: &str) -> Result<(PubSub, String), RedisError> {
+        let client = self.client().await?;
+        let address = client.get_connection_info().addr().to_string();
+        let mut pubsub = within(self.connect_timeout + self.command_timeout, client.get_async_pubsub()).await?;
+        within(self.command_timeout, pubsub.subscribe(channel)).await?;
+        Ok((pubsub, address))
     }
 
     /// Runs one command future under the command timeout.
@@ -513,6 +522,14 @@ pub struct SharedConnection {
     conn: ArcSwapOption<Connection>,
 }
 
+impl fmt::Debug for SharedConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedConnection")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
 impl SharedConnection {
     /// Nothing is connected until the first [`SharedConnection::get`].
     pub fn new(endpoint: Endpoint) -> SharedConnection {
@@ -540,7 +557,13 @@ impl SharedConnection {
     /// Notes a failed exchange: after a broken socket or a timeout, the next
     /// [`SharedConnection::get`] connects afresh instead of reusing it.
     pub fn failed(&self, e: &RedisError) {
+        let cluster = matches!(self.conn.load().as_deref(), Some(Connection::Cluster(_)));
         let broken = match e {
+            // The cluster client repairs its connections to single nodes
+            // itself, and a new one could only start from the listed
+            // nodes, which may be the ones down.
+            RedisError::Redis(e) if cluster => e.is_unrecoverable_error(),
+            _ if cluster => false,
             RedisError::Timeout(_) | RedisError::Closed => true,
             // READONLY: the server was demoted by a failover; reconnecting
             // asks the sentinels for the new master. Before Redis 7 an

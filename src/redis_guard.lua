@@ -1,7 +1,9 @@
 -- The head of every state-changing script (see redis_client::guarded_script).
--- Its last two arguments are a done key, unique to this call, and a
--- deadline in unix ms.
-local tokengate_done = ARGV[#ARGV - 1]
+-- Its last key is a done key, unique to this call (declared, so that Redis
+-- Cluster refuses the script with TRYAGAIN or ASK while the slot is moving
+-- instead of running it with keys missing); its last argument a deadline
+-- in unix ms.
+local tokengate_done = KEYS[#KEYS]
 local tokengate_deadline = tonumber(ARGV[#ARGV])
 -- A resend of this very call (a cluster client retrying after a lost reply,
 -- perhaps to a new master that has the first run) gets the first run's
@@ -11,6 +13,9 @@ local tokengate_prior = redis.call('GET', tokengate_done)
 if tokengate_prior == '' then
   return redis.error_reply('an earlier run of this call failed part way')
 elseif tokengate_prior then
+  -- A write, so that a WAIT after the resend covers the first run's
+  -- effects on this node (they may have arrived by replication).
+  redis.call('SET', tokengate_done, tokengate_prior, 'KEEPTTL')
   return cmsgpack.unpack(tokengate_prior)
 end
 local tokengate_clock = redis.call('TIME')
@@ -22,9 +27,6 @@ local tokengate_now = tonumber(tokengate_clock[1]) * 1000 + math.floor(tonumber(
 if tokengate_now > tokengate_deadline then
   return {'late', tokengate_now - tokengate_deadline}
 end
--- Claims the done key before anything else is written. On a cluster this
--- is also the probe that keeps a half-run script from happening: while the
--- slot is migrating away, its old master refuses to create a key, and this
--- is the first one, so the script stops here having changed nothing (the
--- client is answered 503 and retries), rather than at a later write.
+-- Claims the done key before anything else is written (a body that fails
+-- part way leaves it empty, and a resend is then refused, not re-run).
 redis.call('SET', tokengate_done, '', 'PX', math.max(tokengate_deadline - tokengate_now, 0) + 10000)

@@ -392,12 +392,33 @@ impl Revocations {
             }
             Some(target) => {
                 let endpoint = &target.config.endpoint;
-                let mut conn = endpoint.connect().await?;
+                let keys = &target.keys;
+                let (kind, id, score) = revocation.script_args();
+                let mut invocation = protocol::guarded_revoke().key(keys.set(kind));
+                invocation
+                    .key(&keys.seq)
+                    .arg(kind.label())
+                    .arg(id)
+                    .arg(score)
+                    .arg(&keys.channel);
+                crate::redis_client::guard_args(&mut invocation, endpoint, &keys.tag)?;
+                let mut conn = target.writer.get().await?;
                 // Bounded: a hung Redis must not hang the caller.
-                let seq = endpoint
-                    .command(protocol::revoke(&mut conn, &target.keys, revocation))
-                    .await?;
-                endpoint.confirm_replicated(&mut conn, &target.keys.seq).await?;
+                let reply = endpoint
+                    .command(invocation.invoke_async::<redis::Value>(&mut conn))
+                    .await;
+                let seq = match reply {
+                    Ok(redis::Value::Int(seq)) => u64::try_from(seq).unwrap_or(0),
+                    Ok(other) => {
+                        tracing::warn!(reply = ?other, "the revoke script reached redis after its deadline and changed nothing");
+                        return Err(RedisError::Late);
+                    }
+                    Err(e) => {
+                        target.writer.failed(&e);
+                        return Err(e);
+                    }
+                };
+                endpoint.confirm_replicated(&mut conn, &keys.seq).await?;
                 Ok(seq)
             }
         }

@@ -65,7 +65,6 @@ impl Revocations {
             ))
         });
         let endpoint = &target.config.endpoint;
-        let mut conn = endpoint.connect().await?;
         let mut invocation = SCRIPT.key(keys.set(kind));
         invocation
             .key(&keys.seq)
@@ -79,7 +78,11 @@ impl Revocations {
         // changes nothing, so the retry does it; a resend of this call
         // gets this call's answer, not "already processed".
         crate::redis_client::guard_args(&mut invocation, endpoint, &keys.tag)?;
-        let reply: redis::Value = endpoint.command(invocation.invoke_async(&mut conn)).await?;
+        let mut conn = target.writer.get().await?;
+        let reply = endpoint
+            .command(invocation.invoke_async::<redis::Value>(&mut conn))
+            .await;
+        let reply = reply.inspect_err(|e| target.writer.failed(e))?;
         match reply {
             redis::Value::Int(seq) => match u64::try_from(seq) {
                 Ok(seq) => {

@@ -199,6 +199,19 @@ where
         .await
 }
 
+/// The revoke step inside tokengate's script guard (see
+/// `redis_client::guarded_script`), for the revocations tokengate writes
+/// itself: the same keys, arguments and answer as [`REVOKE_SCRIPT`], then
+/// the guard's key and argument.
+pub fn guarded_revoke() -> &'static redis::Script {
+    static SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+        crate::redis_client::guarded_script(&format!(
+            "{REVOKE_FUNCTION}\nreturn revoke(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4])"
+        ))
+    });
+    &SCRIPT
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,6 +24,9 @@ pub struct RedisTarget {
     pub keys: Keys,
     /// Endpoint, prefix and sync settings.
     pub config: RedisConfig,
+    /// The connection revocations are written on (and `WAIT`ed for): one,
+    /// kept, apart from the sync's and the session store's.
+    pub writer: std::sync::Arc<crate::redis_client::SharedConnection>,
 }
 
 impl RedisTarget {
@@ -32,6 +35,7 @@ impl RedisTarget {
         RedisTarget {
             keys: Keys::new(&config.prefix),
             config: config.clone(),
+            writer: std::sync::Arc::new(crate::redis_client::SharedConnection::new(config.endpoint.clone())),
         }
     }
 }
@@ -58,6 +62,7 @@ async fn run(revocations: Revocations, target: RedisTarget, latch: Latch) {
         .await;
         revocations.set_connected(false);
         revocations.set_node(None);
+        target.config.endpoint.sync_failed();
         if failures == 0 {
             // One line per state change; retries are logged at debug level.
             tracing::warn!(error = %error, redis = %target.config.endpoint.display_url(), "revocation sync lost; serving from the mirror");

@@ -43,10 +43,12 @@ const LOOKUP: &str = include_str!("lua/lookup.lua");
 /// ARGV[3] sub. Returns `[sid, created, refreshed, expires, ...]`, oldest first.
 const LIST: &str = include_str!("lua/list.lua");
 
-/// The redis backend: one cached multiplexed connection, re-opened after a failure.
+/// The redis backend: one cached connection, re-opened after a failure, and
+/// one more for the revoking scripts and their `WAIT`.
 pub struct RedisStore {
     keys: Keys,
     conn: SharedConnection,
+    waiting: SharedConnection,
     scripts: Scripts,
 }
 
@@ -59,13 +61,19 @@ struct Scripts {
     lookup: redis::Script,
 }
 
-/// Every script: guarded (run once per call, before its deadline), with
-/// the revoke function and the shared helpers before the body.
+/// Every script that writes: guarded (run once per call, before its
+/// deadline), with the revoke function and the shared helpers before the body.
 fn script(body: &str) -> redis::Script {
     crate::redis_client::guarded_script(&format!(
         "{}{COMMON}{body}",
         crate::revocation::protocol::REVOKE_FUNCTION
     ))
+}
+
+/// A script that only reads: not guarded (it has nothing to do twice, and
+/// a guard would write).
+fn read_script(body: &str) -> redis::Script {
+    redis::Script::new(&format!("{COMMON}{body}"))
 }
 
 fn hex(hash: &TokenHash) -> String {
@@ -81,13 +89,14 @@ impl RedisStore {
         RedisStore {
             keys: Keys::new(&config.prefix),
             conn: SharedConnection::new(config.endpoint.clone()),
+            waiting: SharedConnection::new(config.endpoint.clone()),
             scripts: Scripts {
                 open: script(OPEN),
                 refresh: script(REFRESH),
                 end: script(END),
                 end_subject: script(END_SUBJECT),
-                list: script(LIST),
-                lookup: script(LOOKUP),
+                list: read_script(LIST),
+                lookup: read_script(LOOKUP),
             },
         }
     }
@@ -127,12 +136,12 @@ impl RedisStore {
         // A revoking script and its WAIT get a connection of their own:
         // WAIT blocks the connection it runs on, and the shared one carries
         // every login and refresh of this sidecar.
-        let own = confirm && self.conn.endpoint().wait_replicas > 0;
-        let mut conn = if own {
-            self.conn.endpoint().connect().await?
+        let shared = if confirm && self.conn.endpoint().wait_replicas > 0 {
+            &self.waiting
         } else {
-            self.conn.get().await?
+            &self.conn
         };
+        let mut conn = shared.get().await?;
         let keys = self.keys();
         let mut invocation = script.key(&keys.sid);
         invocation
@@ -145,11 +154,36 @@ impl RedisStore {
         // caller gave up changes nothing, so a 503 means nothing changed,
         // and a resend of this call cannot run it twice.
         crate::redis_client::guard_args(&mut invocation, self.conn.endpoint(), &keys.tag)?;
-        let reply = self
-            .conn
-            .endpoint()
-            .command(invocation.invoke_async::<redis::Value>(&mut conn))
-            .await;
+        self.invoke(shared, &mut conn, &invocation, confirm).await
+    }
+
+    /// Runs a read-only script (not guarded) with the common keys and args.
+    pub(super) async fn read(
+        &self,
+        script: &redis::Script,
+        args: impl FnOnce(&mut redis::ScriptInvocation<'_>),
+    ) -> Result<Vec<redis::Value>, StoreError> {
+        let mut conn = self.conn.get().await?;
+        let keys = self.keys();
+        let mut invocation = script.key(&keys.sid);
+        invocation
+            .key(&keys.seq)
+            .key(&keys.sub)
+            .arg(&keys.tag)
+            .arg(&keys.channel);
+        args(&mut invocation);
+        self.invoke(&self.conn, &mut conn, &invocation, false).await
+    }
+
+    async fn invoke(
+        &self,
+        shared: &SharedConnection,
+        conn: &mut crate::redis_client::Connection,
+        invocation: &redis::ScriptInvocation<'_>,
+        confirm: bool,
+    ) -> Result<Vec<redis::Value>, StoreError> {
+        let endpoint = self.conn.endpoint();
+        let reply = endpoint.command(invocation.invoke_async::<redis::Value>(conn)).await;
         match reply {
             Ok(v) if let Some(ms) = crate::redis_client::late_by(&v) => {
                 tracing::warn!(
@@ -162,16 +196,12 @@ impl RedisStore {
                 let v: Vec<redis::Value> =
                     redis::from_redis_value(v).map_err(|e| RedisError::Redis(redis::RedisError::from(e)))?;
                 if confirm {
-                    self.conn.endpoint().confirm_replicated(&mut conn, &keys.seq).await?;
+                    endpoint.confirm_replicated(conn, &self.keys.seq).await?;
                 }
                 Ok(v)
             }
             Err(e) => {
-                // Only the shared connection is worth dropping; an own one
-                // goes with this call.
-                if !own {
-                    self.conn.failed(&e);
-                }
+                shared.failed(&e);
                 Err(e.into())
             }
         }
@@ -250,7 +280,7 @@ impl RedisStore {
 
     pub(super) async fn session_of(&self, token: &TokenHash) -> Result<Option<String>, StoreError> {
         let reply = self
-            .run(&self.scripts.lookup, |i| {
+            .read(&self.scripts.lookup, |i| {
                 i.arg(hex(token));
             })
             .await?;
@@ -276,7 +306,7 @@ impl RedisStore {
 
     pub(super) async fn list(&self, sub: &str) -> Result<Vec<SessionInfo>, StoreError> {
         let reply = self
-            .run(&self.scripts.list, |i| {
+            .read(&self.scripts.list, |i| {
                 i.arg(sub);
             })
             .await?;
