@@ -147,13 +147,31 @@ impl App {
         if let Some(s) = &sessions {
             proxy = proxy.with_sessions(s.clone());
         }
+        let browser = config
+            .sessions
+            .as_ref()
+            .and_then(|c| Some((c, c.browser.as_ref()?)))
+            .zip(sessions.as_ref());
+        if let Some(((c, b), s)) = browser {
+            proxy = proxy.with_browser(Arc::new(crate::browser::Browser::new(
+                b.clone(),
+                &c.path_prefix,
+                s.clone(),
+                metrics.registry(),
+            )?));
+        }
         if let Some(b) = &config.backchannel_logout {
-            proxy = proxy.with_backchannel(Arc::new(Backchannel::new(
+            let mut receiver = Backchannel::new(
                 b.clone(),
                 revocations.clone(),
                 config.revocation.max_token_lifetime,
                 metrics.registry(),
-            )?));
+            )?;
+            // A logout at the provider ends the browser sessions it opened.
+            if let Some(((_, b), s)) = browser {
+                receiver = receiver.ending_sessions_of(&b.issuer, s.clone());
+            }
+            proxy = proxy.with_backchannel(Arc::new(receiver));
         }
         let proxy = Arc::new(proxy);
         let decider = match &config.decision {

@@ -11,6 +11,8 @@
 //! the back-channel logout event, `sub` and/or `sid`, no `nonce`; last, the
 //! `iss` + `jti` pair is acted on at most once (a replay changes nothing).
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
@@ -24,6 +26,7 @@ use crate::clock::unix_now;
 use crate::config::{BackchannelConfig, LogoutRevokes};
 use crate::redis_client::RedisError;
 use crate::revocation::{Once, Revocation, Revocations};
+use crate::session::Sessions;
 
 /// The event a logout token must carry (§2.4).
 pub const LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
@@ -56,6 +59,9 @@ pub enum LogoutError {
     /// Redis did not take the revocation.
     #[error("revocation store unavailable: {0}")]
     Unavailable(RedisError),
+    /// The subject's browser sessions could not be ended.
+    #[error("session store unavailable: {0}")]
+    Sessions(String),
 }
 
 impl LogoutError {
@@ -67,7 +73,7 @@ impl LogoutError {
             LogoutError::Request(_) | LogoutError::Token(_) | LogoutError::Claim(_) | LogoutError::Replayed => {
                 StatusCode::BAD_REQUEST
             }
-            LogoutError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            LogoutError::Unavailable(_) | LogoutError::Sessions(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -77,7 +83,7 @@ impl LogoutError {
             LogoutError::Method | LogoutError::Request(_) | LogoutError::Body(_) => "bad_request",
             LogoutError::Token(_) | LogoutError::Claim(_) => "invalid_token",
             LogoutError::Replayed => "replayed",
-            LogoutError::Unavailable(_) => "unavailable",
+            LogoutError::Unavailable(_) | LogoutError::Sessions(_) => "unavailable",
         }
     }
 }
@@ -89,6 +95,9 @@ pub struct Backchannel {
     /// How long a `sid` revocation is kept: the longest life of a token.
     max_token_lifetime: i64,
     results: IntCounterVec,
+    /// Browser sign-in's issuer and session service: a logout naming a
+    /// subject of that issuer also ends the subject's browser sessions.
+    browser: Option<(String, Arc<Sessions>)>,
 }
 
 impl Backchannel {
@@ -112,7 +121,17 @@ impl Backchannel {
             revocations,
             max_token_lifetime: i64::try_from(max_token_lifetime.as_secs()).unwrap_or(i64::MAX),
             results,
+            browser: None,
         })
+    }
+
+    /// Also ends the tokengate sessions of a subject `issuer` logs out
+    /// (browser sign-in opens them for the provider's subjects): the
+    /// revocation alone would let their refresh tokens mint new access
+    /// tokens.
+    pub fn ending_sessions_of(mut self, issuer: &str, sessions: Arc<Sessions>) -> Backchannel {
+        self.browser = Some((issuer.to_owned(), sessions));
+        self
     }
 
     /// True when `path` (normalised) is the receiver's.
@@ -136,7 +155,7 @@ impl Backchannel {
             }
             Err(e) => {
                 tracing::info!(error = %e, "back-channel logout refused");
-                let retry = matches!(e, LogoutError::Unavailable(_));
+                let retry = matches!(e, LogoutError::Unavailable(_) | LogoutError::Sessions(_));
                 let mut response = error_answer(&e);
                 if retry {
                     response
@@ -184,6 +203,18 @@ impl Backchannel {
         // Past `iat + max_age + leeway` the token is refused anyway, so the
         // once id need not outlive that.
         let ttl = u64::try_from(self.max_age().saturating_add(2 * auth.leeway())).unwrap_or(u64::MAX);
+        // Before the once step: if it fails, the provider's retry does it
+        // again (ending a subject's sessions twice is harmless); after it,
+        // a retry would be refused as a replay with the sessions alive.
+        if let Some((issuer, sessions)) = &self.browser
+            && issuer == checked.issuer
+            && let Who::Subject(sub) | Who::Both { sub, .. } = checked.who
+        {
+            sessions.end_subject(sub).await.map_err(|e| match e {
+                crate::session::SessionError::Store(e) => LogoutError::Sessions(e.to_string()),
+                other => LogoutError::Sessions(other.to_string()),
+            })?;
+        }
         let once_id = format!("{}\n{}", checked.issuer, checked.jti);
         match self
             .revocations
@@ -297,7 +328,9 @@ fn error_answer(e: &LogoutError) -> Response<Full<Bytes>> {
         LogoutError::Request(_) | LogoutError::Body(_) => "expected a form with one logout_token, sent promptly",
         LogoutError::Token(_) | LogoutError::Claim(_) => "the logout token is not valid",
         LogoutError::Replayed => "this logout token was already processed",
-        LogoutError::Unavailable(_) => "the revocation store is unavailable; retry",
+        LogoutError::Unavailable(_) | LogoutError::Sessions(_) => {
+            "the revocation or session store is unavailable; retry"
+        }
     };
     let error = if matches!(e, LogoutError::Unavailable(_)) {
         "temporarily_unavailable"

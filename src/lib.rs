@@ -26,6 +26,8 @@
 //!
 //! `session` (optional) issues tokens: its endpoints under `/.tokengate` are
 //! a kind of route the proxy answers itself, its control API on its own listener.
+//! `browser` (optional) signs people in browsers in at an identity provider
+//! and carries their session in cookies, refreshed in line.
 //! `decision` (optional) answers the same decision to an ingress or a mesh
 //! (nginx, Traefik, Caddy, Envoy over HTTP and gRPC) on its own listener.
 //!
@@ -36,13 +38,16 @@
 //! that imports one of ours):
 //!
 //! ```text
-//! cli -> app -> decision -> reload -> proxy -> session -> auth -> revocation -> config -> keys
+//! cli -> app -> decision -> reload -> proxy -> browser -> session -> auth -> revocation -> config -> keys
 //!                admin, server, tls, jwks (remote key stores), route, redis_client
 //! ```
 //!
 //! Leaves (import nothing of ours): `backoff`, `body`, `clock`, `json`, `keys`, `path`, `metrics`, `redis_client`,
 //! `readiness`, `signal`.
 #![forbid(unsafe_code)]
+// The request future (hyper connection, decision, browser sign-in) nests
+// deeper than the default limit of 128 when the compiler proves it `Send`.
+#![recursion_limit = "256"]
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
 
 pub mod admin;
@@ -51,6 +56,7 @@ pub mod auth;
 pub mod backchannel;
 pub mod backoff;
 pub mod body;
+pub mod browser;
 pub mod cli;
 pub mod clock;
 pub mod config;

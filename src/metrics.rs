@@ -73,11 +73,20 @@ pub enum Reason {
     BackchannelLogout,
     /// 403: decision mode: the caller is not the configured ingress.
     UntrustedCaller,
+    /// 302: a browser without a session sent to the identity provider.
+    SignIn,
+    /// Answered by browser sign-in itself (callback, login, sign-out).
+    BrowserEndpoint,
+    /// 403: a cookie-authenticated request that changes state came from
+    /// another site (CSRF defence).
+    CrossSite,
+    /// 503: a browser's session needed refreshing and the store is unavailable.
+    SessionUnavailable,
 }
 
 impl Reason {
     /// Every reason, for pre-registering label sets.
-    pub const ALL: [Reason; 30] = [
+    pub const ALL: [Reason; 34] = [
         Reason::Authorized,
         Reason::Public,
         Reason::BadPath,
@@ -108,6 +117,10 @@ impl Reason {
         Reason::IntrospectionUnavailable,
         Reason::BackchannelLogout,
         Reason::UntrustedCaller,
+        Reason::SignIn,
+        Reason::BrowserEndpoint,
+        Reason::CrossSite,
+        Reason::SessionUnavailable,
     ];
 
     /// The `reason` label value.
@@ -143,6 +156,10 @@ impl Reason {
             Reason::IntrospectionUnavailable => "introspection_unavailable",
             Reason::BackchannelLogout => "backchannel_logout",
             Reason::UntrustedCaller => "untrusted_caller",
+            Reason::SignIn => "sign_in",
+            Reason::BrowserEndpoint => "browser_endpoint",
+            Reason::CrossSite => "cross_site",
+            Reason::SessionUnavailable => "session_unavailable",
         }
     }
 
@@ -171,11 +188,15 @@ impl Reason {
             | Reason::InsufficientScope
             | Reason::ClaimMismatch
             | Reason::RevocationStale
-            | Reason::UntrustedCaller => Outcome::Rejected,
+            | Reason::UntrustedCaller
+            | Reason::CrossSite
+            | Reason::SessionUnavailable => Outcome::Rejected,
             Reason::UpstreamConnect | Reason::UpstreamReset | Reason::UpstreamTimeout | Reason::UpstreamProtocol => {
                 Outcome::UpstreamError
             }
-            Reason::SessionEndpoint | Reason::BackchannelLogout => Outcome::Session,
+            Reason::SessionEndpoint | Reason::BackchannelLogout | Reason::SignIn | Reason::BrowserEndpoint => {
+                Outcome::Session
+            }
         }
     }
 

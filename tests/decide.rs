@@ -39,16 +39,19 @@ async fn decide(proxy: &Proxy, method: &str, uri: &str, headers: &[(&str, &str)]
             normalised,
             claims,
             upgrade,
+            cookies,
         }) => format!(
-            "forward {} {} {}",
+            "forward {} {} {}{}",
             normalised.as_deref().unwrap_or("-"),
             claims
                 .as_ref()
                 .and_then(|c| c.subject().map(str::to_owned))
                 .unwrap_or("-".into()),
-            upgrade.as_deref().unwrap_or("-")
+            upgrade.as_deref().unwrap_or("-"),
+            if cookies.is_empty() { "" } else { " +cookies" }
         ),
         Ok(Decision::Session(e)) => format!("session {e:?}"),
+        Ok(Decision::SignIn { return_to }) => format!("sign in {return_to}"),
         Ok(Decision::BackchannelLogout) => "backchannel logout".into(),
         Err(rejection) => format!("reject {}", rejection.reason().label()),
     }

@@ -49,6 +49,9 @@ enum Purpose {
     /// A back-channel logout token: `typ` `logout+jwt` or none, the
     /// issuer's logout audiences.
     Logout,
+    /// An ID token from a browser sign-in: `typ` `JWT` or none; the
+    /// audience and the rest are the caller's.
+    IdToken,
 }
 
 /// A failed verification, with the key store that might know the missing
@@ -187,6 +190,30 @@ impl Verifier {
         Ok(map)
     }
 
+    /// The discovery metadata of `issuer`, if its keys come from discovery.
+    pub fn metadata(&self, issuer: &str) -> Option<Arc<crate::jwks::fetch::Metadata>> {
+        self.issuers
+            .iter()
+            .find(|i| i.issuer == issuer)
+            .and_then(|i| i.remote.as_ref())
+            .and_then(|s| s.metadata())
+    }
+
+    /// The claims of an ID token whose signature verifies with the keys of
+    /// `issuer`, whose `typ` (if any) is `JWT`, and which carries no logout
+    /// event or confirmation. Audience, times and nonce are the caller's.
+    pub(super) fn verify_id_token(
+        &self,
+        token: &str,
+        issuer: &str,
+    ) -> Result<serde_json::Map<String, Value>, Failure<'_>> {
+        let (map, index, _) = self.verify_signed(token, Purpose::IdToken)?;
+        if self.issuers[index].issuer != issuer {
+            return Err(AuthError::UnknownIssuer.into());
+        }
+        Ok(map)
+    }
+
     /// The payload of `token` once its issuer's key verifies the signature
     /// and its `typ` fits `purpose`; with the issuer's index and key generation.
     fn verify_signed(
@@ -228,7 +255,7 @@ impl Verifier {
             .iter()
             .enumerate()
             .find(|(_, i)| i.issuer == iss)
-            .filter(|(_, i)| purpose == Purpose::Access || !i.logout_audiences.is_empty())
+            .filter(|(_, i)| purpose != Purpose::Logout || !i.logout_audiences.is_empty())
             .ok_or(AuthError::UnknownIssuer)?;
         // The generation is read before the keys: if they change in between,
         // a cache entry made from this result is born stale, never trusted
@@ -264,6 +291,12 @@ impl Verifier {
                 // OIDC Back-Channel Logout §2.4: `typ` is recommended, not required.
                 if header.typ.is_none() { Ok(()) } else { Err(e) }
             })?,
+            Purpose::IdToken => {
+                if header.typ.as_deref().map(media_type).is_some_and(|t| t != "jwt") {
+                    return Err(AuthError::WrongType.into());
+                }
+                check_bearer(&map)?;
+            }
         }
         Ok((map, index, generation))
     }

@@ -190,6 +190,24 @@ impl Authenticator {
         with_refetch(|| self.verifier.verify_logout(token)).await
     }
 
+    /// The claims of an ID token signed by `issuer`'s keys (never cached);
+    /// audience, `azp`, times and `nonce` are the caller's to check.
+    pub async fn verify_id_token(
+        &self,
+        token: &str,
+        issuer: &str,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, AuthError> {
+        if token.len() > self.max_token_bytes {
+            return Err(AuthError::TokenTooLarge);
+        }
+        with_refetch(|| self.verifier.verify_id_token(token, issuer)).await
+    }
+
+    /// The discovery metadata of `issuer`, when its keys come from discovery.
+    pub fn metadata(&self, issuer: &str) -> Option<Arc<crate::jwks::fetch::Metadata>> {
+        self.verifier.metadata(issuer)
+    }
+
     /// The leeway for clock skew, in seconds.
     pub fn leeway(&self) -> i64 {
         self.verifier.leeway()

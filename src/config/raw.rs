@@ -76,6 +76,24 @@ pub(super) struct RawSessions {
     pub(super) reuse_grace: Option<S<String>>,
     pub(super) path_prefix: Option<S<String>>,
     pub(super) control: Option<RawControl>,
+    pub(super) browser: Option<RawBrowser>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBrowser {
+    pub(super) issuer: Option<S<String>>,
+    pub(super) client_id: Option<S<String>>,
+    pub(super) secret_file: Option<S<String>>,
+    pub(super) secret_env: Option<S<String>>,
+    pub(super) auth_method: Option<S<String>>,
+    pub(super) scopes: Option<Vec<S<String>>>,
+    pub(super) claims: Option<Vec<S<String>>>,
+    pub(super) public_url: Option<S<String>>,
+    pub(super) prefixes: Option<Vec<S<String>>>,
+    pub(super) post_logout_redirect_uri: Option<S<String>>,
+    pub(super) insecure_http: Option<S<bool>>,
+    pub(super) login_timeout: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -62,6 +62,58 @@ pub struct SessionsConfig {
     pub path_prefix: String,
     /// The control listener the app opens sessions on.
     pub control: ControlConfig,
+    /// Sign-in for people in browsers (OIDC code flow), if configured.
+    pub browser: Option<BrowserConfig>,
+}
+
+/// Claims the session service sets itself in its access tokens; neither the
+/// app nor `sessions.browser.claims` may supply them.
+pub const RESERVED_SESSION_CLAIMS: &[&str] = &["iss", "sub", "aud", "exp", "nbf", "iat", "jti", "sid"];
+
+/// `sessions.browser`: people in browsers sign in at an identity provider
+/// (authorization code flow with PKCE) and carry the session in cookies.
+#[derive(Clone)]
+pub struct BrowserConfig {
+    /// The provider: an `auth.issuers` entry with `discovery: true`.
+    pub issuer: String,
+    /// tokengate's client at the provider.
+    pub client_id: String,
+    /// Its secret (also the key the sign-in cookies are signed with).
+    pub client_secret: String,
+    /// How the secret is presented at the token endpoint.
+    pub auth_method: ClientAuth,
+    /// Scopes asked for; always includes `openid`.
+    pub scopes: Vec<String>,
+    /// ID token claims copied into the session (and so into its access tokens).
+    pub claims: Vec<String>,
+    /// The origin browsers reach the app at (`https://app.example.com`).
+    pub public_origin: String,
+    /// Path prefixes (whole segments) where browsers are signed in.
+    pub prefixes: Vec<String>,
+    /// Where the provider sends the browser after sign-out, if anywhere.
+    pub post_logout_redirect_uri: Option<String>,
+    /// Cookies without `Secure` (plain http, loopback only).
+    pub insecure_http: bool,
+    /// Time a sign-in may take at the provider.
+    pub login_timeout: Duration,
+}
+
+impl BrowserConfig {
+    /// `redirect_uri`: the callback under the session prefix, on the public origin.
+    pub fn redirect_uri(&self, path_prefix: &str) -> String {
+        format!("{}{path_prefix}/callback", self.public_origin)
+    }
+}
+
+impl fmt::Debug for BrowserConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BrowserConfig")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("public_origin", &self.public_origin)
+            .field("prefixes", &self.prefixes)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SessionsConfig {
@@ -70,7 +122,7 @@ impl SessionsConfig {
     pub fn fingerprint(&self) -> String {
         let key = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, self.signing.key.as_bytes());
         format!(
-            "{:?}|{}|{}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{}|{}",
+            "{:?}|{}|{}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{}|{}|{:?}",
             key.as_ref(),
             self.signing.kid,
             self.issuer,
@@ -83,6 +135,19 @@ impl SessionsConfig {
             self.path_prefix,
             self.control.listen,
             self.control.secret.is_some(),
+            self.browser.as_ref().map(|b| {
+                let secret = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b.client_secret.as_bytes());
+                (
+                    secret.as_ref().to_vec(),
+                    b,
+                    &b.scopes,
+                    &b.claims,
+                    &b.post_logout_redirect_uri,
+                    b.insecure_http,
+                    b.login_timeout,
+                    b.auth_method,
+                )
+            }),
         )
     }
 }

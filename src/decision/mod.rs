@@ -105,7 +105,7 @@ impl Decider {
         if snapshot.disguised_header(req.headers()).is_some() {
             return Verdict::Deny(BadRequest::DisguisedHeader.into());
         }
-        match self.proxy.decide(snapshot, &req).await {
+        match self.proxy.decide_with(snapshot, &req, false).await {
             Ok(Decision::Forward {
                 normalised: Some(_), ..
             }) => Verdict::Deny(PathError::NotNormal.into()),
@@ -116,6 +116,8 @@ impl Decider {
             }
             Ok(Decision::Forward { claims, .. }) => Verdict::Allow(claims),
             Ok(Decision::Session(_) | Decision::BackchannelLogout) => Verdict::SessionEndpoint,
+            // Never without browser sign-in, which decision mode leaves out.
+            Ok(Decision::SignIn { .. }) => Verdict::Deny(Rejection::Auth(crate::auth::AuthError::MissingToken)),
             Err(rejection) => Verdict::Deny(rejection),
         }
     }

@@ -227,6 +227,12 @@ pub struct Metadata {
     pub algorithms: Vec<Alg>,
     /// Its RFC 7662 introspection endpoint, if it has one.
     pub introspection_endpoint: Option<Uri>,
+    /// Where browsers sign in (the authorization code flow), if it says.
+    pub authorization_endpoint: Option<Uri>,
+    /// Where codes are exchanged for tokens, if it says.
+    pub token_endpoint: Option<Uri>,
+    /// Where browsers sign out (RP-initiated logout), if it has one.
+    pub end_session_endpoint: Option<Uri>,
 }
 
 impl Metadata {
@@ -267,6 +273,9 @@ impl Metadata {
         };
         let jwks_uri = followable("jwks_uri")?.ok_or_else(|| FetchError::Metadata("no jwks_uri".into()))?;
         let introspection_endpoint = followable("introspection_endpoint")?;
+        let authorization_endpoint = followable("authorization_endpoint")?;
+        let token_endpoint = followable("token_endpoint")?;
+        let end_session_endpoint = followable("end_session_endpoint")?;
         // The signing algorithms an OpenID Provider lists (RFC 8414's
         // metadata has no such list for tokens).
         let listed: Option<Vec<&str>> = match doc.get("id_token_signing_alg_values_supported") {
@@ -293,6 +302,9 @@ impl Metadata {
             jwks_uri,
             algorithms,
             introspection_endpoint,
+            authorization_endpoint,
+            token_endpoint,
+            end_session_endpoint,
         })
     }
 }

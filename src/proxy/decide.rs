@@ -7,11 +7,14 @@ use std::sync::Arc;
 use http::Request;
 use hyper::body::Incoming;
 
+use http::HeaderValue;
+
 use super::respond::Rejection;
 use super::{Proxy, Snapshot, headers, request};
-use crate::auth::{Claims, authorize};
+use crate::auth::{AuthError, Claims, authorize};
+use crate::browser::Browser;
 use crate::clock::unix_ms;
-use crate::config::{Access, CaseAmbiguousPaths, PathParameters};
+use crate::config::{Access, CaseAmbiguousPaths, PathParameters, Requirements};
 use crate::path;
 use crate::session::http::Endpoint;
 
@@ -21,7 +24,20 @@ impl Proxy {
     /// the route (a session endpoint is a kind of route), case ambiguity,
     /// then token, revocation and requirements, and which protocol switch
     /// the route allows. The proxy acts on it; tests call it without sockets.
+    /// Browser sign-in takes part (decision mode calls [`Proxy::decide_with`]
+    /// without it: it cannot set the cookies an in-line refresh needs).
     pub async fn decide<B>(&self, snapshot: &Snapshot, req: &Request<B>) -> Result<Decision, Rejection> {
+        self.decide_with(snapshot, req, true).await
+    }
+
+    /// [`Proxy::decide`], with browser sign-in (cookies, in-line refresh,
+    /// redirects) only when `browser` is true.
+    pub async fn decide_with<B>(
+        &self,
+        snapshot: &Snapshot,
+        req: &Request<B>,
+        browser: bool,
+    ) -> Result<Decision, Rejection> {
         request::check(req)?;
         let mut normalised: Option<String> = match path::normalise(req.uri().path())? {
             Cow::Borrowed(_) => None,
@@ -46,9 +62,31 @@ impl Proxy {
         {
             return Err(Rejection::BadPath(path::PathError::CaseAmbiguous));
         }
-        let claims = self
-            .judge(snapshot, &rule.access, req.headers(), req.uri().query())
-            .await?;
+        let signed_in = self
+            .browser
+            .as_deref()
+            .filter(|b| browser && b.covers(path))
+            .zip(match &rule.access {
+                Access::Token(requirements) => Some(requirements),
+                Access::Public => None,
+            });
+        let (claims, cookies) = match signed_in {
+            Some((b, requirements)) => match self.judge_browser(snapshot, b, requirements, req).await? {
+                Browsed::Admitted(claims, cookies) => (Some(claims), cookies),
+                Browsed::SignIn => {
+                    let return_to = match req.uri().query() {
+                        Some(q) => format!("{path}?{q}"),
+                        None => path.to_owned(),
+                    };
+                    return Ok(Decision::SignIn { return_to });
+                }
+            },
+            None => (
+                self.judge(snapshot, &rule.access, req.headers(), req.uri().query())
+                    .await?,
+                Vec::new(),
+            ),
+        };
         // Only after the full decision, and only to a protocol this route
         // allows; any other `Upgrade` is dropped with the hop-by-hop headers.
         let upgrade = headers::requested_upgrade(req)
@@ -58,7 +96,76 @@ impl Proxy {
             normalised,
             claims,
             upgrade,
+            cookies,
         })
+    }
+
+    /// A request on a route browsers sign in on: a bearer token (any
+    /// configured source) is judged as anywhere else; without one, the
+    /// access cookie, else the refresh cookie (spent in line for a new
+    /// pair, set on the response), else a sign-in.
+    async fn judge_browser<B>(
+        &self,
+        snapshot: &Snapshot,
+        browser: &Browser,
+        requirements: &Requirements,
+        req: &Request<B>,
+    ) -> Result<Browsed, Rejection> {
+        let headers = req.headers();
+        match self.authenticated(snapshot, headers, req.uri().query()).await {
+            Err(Rejection::Auth(AuthError::MissingToken)) => {}
+            Ok(claims) => {
+                authorize(requirements, &claims)?;
+                return Ok(Browsed::Admitted(claims, Vec::new()));
+            }
+            Err(e) => return Err(e),
+        }
+        let sign_in = || {
+            if browser.is_navigation(req.method(), headers) {
+                Ok(Browsed::SignIn)
+            } else {
+                Err(Rejection::Auth(AuthError::MissingToken))
+            }
+        };
+        let access = browser.access_cookie(headers);
+        let refresh = browser.refresh_cookie(headers);
+        if access.is_none() && refresh.is_none() {
+            return sign_in();
+        }
+        if !browser.same_origin(req.method(), headers) {
+            return Err(Rejection::CrossSite);
+        }
+        if let Some(token) = access {
+            match self.token_claims(snapshot, token).await {
+                Ok(claims) => {
+                    authorize(requirements, &claims)?;
+                    return Ok(Browsed::Admitted(claims, Vec::new()));
+                }
+                // Ended elsewhere (a logout, the provider's back-channel
+                // logout): no refresh brings it back.
+                Err(Rejection::Revocation(crate::revocation::RevocationError::Revoked)) => return sign_in(),
+                Err(e @ Rejection::Revocation(_)) => return Err(e),
+                // Expired (or its key rotated away): the refresh cookie decides.
+                Err(_) => {}
+            }
+        }
+        let Some(refresh) = refresh else { return sign_in() };
+        match browser.refresh(refresh).await {
+            Ok(pair) => {
+                let claims = self.token_claims(snapshot, &pair.access_token).await?;
+                authorize(requirements, &claims)?;
+                Ok(Browsed::Admitted(claims, browser.session_cookies(&pair, None)))
+            }
+            Err(e) if matches!(*e, crate::session::SessionError::Store(_)) => Err(Rejection::SessionUnavailable),
+            Err(_) => sign_in(),
+        }
+    }
+
+    /// `token`'s verified claims, if the mirror does not revoke them.
+    async fn token_claims(&self, snapshot: &Snapshot, token: &str) -> Result<Arc<Claims>, Rejection> {
+        let claims = snapshot.auth.verify(token, &self.verify).await?;
+        self.revocations.check(claims.token_ref(), unix_ms())?;
+        Ok(claims)
     }
 
     /// The decision for a request whose path is already normalised: which
@@ -116,6 +223,14 @@ impl Proxy {
     }
 }
 
+/// How a browser's request was judged.
+enum Browsed {
+    /// Signed in (perhaps refreshed: the cookies to set).
+    Admitted(Arc<Claims>, Vec<HeaderValue>),
+    /// Not signed in, and a navigation: send it to sign in.
+    SignIn,
+}
+
 /// What the policy decided for one request.
 #[derive(Debug)]
 pub enum Decision {
@@ -127,6 +242,15 @@ pub enum Decision {
         claims: Option<Arc<Claims>>,
         /// The protocol the client may switch to (`Upgrade`), if the route allows it.
         upgrade: Option<String>,
+        /// `Set-Cookie` values for the response: a browser's session
+        /// refreshed in line. Empty otherwise (no allocation).
+        cookies: Vec<HeaderValue>,
+    },
+    /// A browser without a session: send it to sign in, then back to
+    /// `return_to` (this request's path and query).
+    SignIn {
+        /// Where to come back to.
+        return_to: String,
     },
     /// A session endpoint answers it (refresh, logout, JWKS).
     Session(Endpoint),

@@ -32,6 +32,7 @@ use self::respond::{Rejection, respond};
 use crate::auth::Claims;
 use crate::auth::VerifyMetrics;
 use crate::backchannel::Backchannel;
+use crate::browser::Browser;
 use crate::metrics::Reason;
 use crate::revocation::Revocations;
 use crate::server::Lease;
@@ -53,6 +54,7 @@ pub struct Proxy {
     verify: VerifyMetrics,
     sessions: Option<Arc<Sessions>>,
     backchannel: Option<Arc<Backchannel>>,
+    browser: Option<Arc<Browser>>,
 }
 
 impl Proxy {
@@ -65,12 +67,20 @@ impl Proxy {
             verify: VerifyMetrics::new(registry)?,
             sessions: None,
             backchannel: None,
+            browser: None,
         })
     }
 
     /// Answers the session endpoints (refresh, logout, JWKS) before routing.
     pub fn with_sessions(mut self, sessions: Arc<Sessions>) -> Self {
         self.sessions = Some(sessions);
+        self
+    }
+
+    /// Signs browsers in on the routes `browser` covers (cookies, in-line
+    /// refresh, redirects) and answers its endpoints under the session prefix.
+    pub fn with_browser(mut self, browser: Arc<Browser>) -> Self {
+        self.browser = Some(browser);
         self
     }
 
@@ -167,12 +177,25 @@ impl Proxy {
         conn: &ProxyService,
         request_id: &http::HeaderValue,
     ) -> Result<Served, Rejection> {
-        let (normalised, claims, upgrade) = match self.decide(snapshot, &req).await? {
+        let (normalised, claims, upgrade, cookies) = match self.decide(snapshot, &req).await? {
             Decision::Forward {
                 normalised,
                 claims,
                 upgrade,
-            } => (normalised, claims, upgrade),
+                cookies,
+            } => (normalised, claims, upgrade, cookies),
+            Decision::SignIn { return_to } => {
+                let response = match &self.browser {
+                    Some(b) => b.sign_in(&snapshot.auth, &return_to),
+                    None => session::http::error(StatusCode::NOT_FOUND, "not_found", "no such endpoint"),
+                };
+                return Ok(Served {
+                    reason: Reason::SignIn,
+                    response: response.map(Either::Right),
+                    subject: None,
+                    upstream: None,
+                });
+            }
             // Boxed: the session endpoints' future is several kilobytes, and
             // inline it would size (and be copied with) every request's.
             Decision::Session(endpoint) => return Ok(Box::pin(self.session_endpoint(snapshot, endpoint, req)).await),
@@ -191,6 +214,9 @@ impl Proxy {
         headers::strip_hop_by_hop(h, upgrade.is_some());
         headers::strip_client_headers(h, snapshot.http.header_names, &snapshot.owned, &snapshot.http.strip);
         headers::strip_identity(h, &snapshot.identity);
+        if let Some(b) = &self.browser {
+            b.strip_cookies(h);
+        }
         if let Some(claims) = &claims {
             headers::inject_identity(h, &snapshot.identity, claims);
         }
@@ -231,6 +257,9 @@ impl Proxy {
             ));
         }
         headers::strip_hop_by_hop(response.headers_mut(), switching);
+        for cookie in cookies {
+            response.headers_mut().append(http::header::SET_COOKIE, cookie);
+        }
         Ok(Served {
             reason,
             response: response.map(Either::Left),
@@ -239,8 +268,29 @@ impl Proxy {
         })
     }
 
-    /// Answers a session endpoint (refresh, logout, JWKS).
+    /// Answers a session endpoint (refresh, logout, JWKS), or one of
+    /// browser sign-in's (callback, login, a browser's sign-out).
     async fn session_endpoint(&self, snapshot: &Snapshot, endpoint: Endpoint, req: Request<Incoming>) -> Served {
+        if let Some(b) = &self.browser {
+            let (method, uri, headers) = (req.method(), req.uri(), req.headers());
+            let browser_logout = endpoint == Endpoint::Logout
+                && !headers.contains_key(http::header::AUTHORIZATION)
+                && (b.refresh_cookie(headers).is_some() || b.access_cookie(headers).is_some());
+            let response = match endpoint {
+                Endpoint::Callback => Some(b.callback(&snapshot.auth, method, uri, headers).await),
+                Endpoint::Login => Some(b.login(&snapshot.auth, method, uri)),
+                Endpoint::Logout if browser_logout => Some(b.logout(&snapshot.auth, method, headers).await),
+                _ => None,
+            };
+            if let Some(response) = response {
+                return Served {
+                    reason: Reason::BrowserEndpoint,
+                    response: response.map(Either::Right),
+                    subject: None,
+                    upstream: None,
+                };
+            }
+        }
         let response = match &self.sessions {
             Some(sessions) => {
                 let caller = if endpoint.needs_caller() {

@@ -40,6 +40,13 @@ pub enum Rejection {
     /// shared secret, or not loopback when none is set).
     #[error("untrusted caller of the decision listener")]
     UntrustedCaller,
+    /// 403: a cookie-authenticated request that changes state came from
+    /// another site (CSRF defence of browser sign-in).
+    #[error("cross-site request with the session cookie")]
+    CrossSite,
+    /// 503: a browser's session needed refreshing and the store did not answer.
+    #[error("session store unavailable")]
+    SessionUnavailable,
 }
 
 impl Rejection {
@@ -59,6 +66,8 @@ impl Rejection {
             Rejection::Upstream(UpstreamError::Protocol) => Reason::UpstreamProtocol,
             Rejection::Upstream(UpstreamError::ClientBody(_)) => Reason::ClientBody,
             Rejection::UntrustedCaller => Reason::UntrustedCaller,
+            Rejection::CrossSite => Reason::CrossSite,
+            Rejection::SessionUnavailable => Reason::SessionUnavailable,
         }
     }
 }
@@ -173,6 +182,18 @@ pub fn respond(rejection: &Rejection, realm: &str) -> Response<Full<Bytes>> {
             "access_denied",
             "this caller may not ask for decisions",
         ),
+        Rejection::CrossSite => (
+            S::FORBIDDEN,
+            Challenge::None,
+            "access_denied",
+            "a request that changes state must come from this site",
+        ),
+        Rejection::SessionUnavailable => (
+            S::SERVICE_UNAVAILABLE,
+            Challenge::None,
+            "temporarily_unavailable",
+            "the session could not be refreshed; retry shortly",
+        ),
     };
     let body = format!(r#"{{"error":"{error}","error_description":"{description}"}}"#);
     let mut response = Response::new(Full::new(Bytes::from(body)));
@@ -190,7 +211,7 @@ pub fn respond(rejection: &Rejection, realm: &str) -> Response<Full<Bytes>> {
     if let Rejection::Revocation(RevocationError::Stale { retry_after }) = rejection {
         headers.insert(http::header::RETRY_AFTER, HeaderValue::from(*retry_after));
     }
-    if let Rejection::Auth(AuthError::IntrospectionUnavailable) = rejection {
+    if let Rejection::Auth(AuthError::IntrospectionUnavailable) | Rejection::SessionUnavailable = rejection {
         headers.insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
     // The realm was validated as quoted-string safe at config load.

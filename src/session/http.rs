@@ -35,6 +35,10 @@ pub enum Endpoint {
     Logout,
     /// `{prefix}/logout-all`
     LogoutAll,
+    /// `{prefix}/callback`: a browser back from the identity provider.
+    Callback,
+    /// `{prefix}/login`: a browser asking to sign in.
+    Login,
     /// Anything else under the prefix (404: the prefix is reserved).
     Unknown,
 }
@@ -55,6 +59,8 @@ impl Sessions {
             "/refresh" => Endpoint::Refresh,
             "/logout" => Endpoint::Logout,
             "/logout-all" => Endpoint::LogoutAll,
+            "/callback" if self.config.browser.is_some() => Endpoint::Callback,
+            "/login" if self.config.browser.is_some() => Endpoint::Login,
             "" => Endpoint::Unknown,
             r if r.starts_with('/') => Endpoint::Unknown,
             // `/.tokengatefoo` is an ordinary path.
@@ -83,7 +89,11 @@ pub async fn serve(
             r
         }
         (Endpoint::Jwks, _) => not_allowed("GET, HEAD"),
-        (Endpoint::Unknown, _) => error(StatusCode::NOT_FOUND, "not_found", "no such session endpoint"),
+        // The browser's endpoints are answered by `browser`; here only when
+        // it is not configured (never named then).
+        (Endpoint::Unknown | Endpoint::Callback | Endpoint::Login, _) => {
+            error(StatusCode::NOT_FOUND, "not_found", "no such session endpoint")
+        }
         (_, m) if m != Method::POST => not_allowed("POST"),
         (Endpoint::Refresh, _) => refresh(sessions, req).await,
         (Endpoint::Logout, _) => logout(sessions, req, caller, realm).await,

@@ -35,7 +35,7 @@ use crate::config::{RevocationBackend, RevocationConfig, SessionsConfig};
 use crate::revocation::{Revocation, Revocations};
 
 /// Claims the service sets itself; the app may not supply them.
-pub const RESERVED_CLAIMS: &[&str] = &["iss", "sub", "aud", "exp", "nbf", "iat", "jti", "sid"];
+pub use crate::config::RESERVED_SESSION_CLAIMS as RESERVED_CLAIMS;
 /// Largest extra-claims object, as JSON: it rides in every access token.
 pub const MAX_CLAIMS_BYTES: usize = 4096;
 /// Longest subject accepted.

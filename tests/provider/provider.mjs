@@ -6,10 +6,11 @@
 // {"port": N, "backchannel_logout_uri": "http://...", "introspection_secret": "..."}.
 // Prints "listening <issuer>" once it serves.
 //
-// Test-only route: POST /test/backchannel-logout?sub=S&sid=SID makes the
-// provider send its real logout token (Client#backchannelLogout, what an
-// end-session does for every client with a back-channel URI) to the
-// `rp` client's backchannel_logout_uri, and answers 204, or 502 with why.
+// Test-only route: POST /test/backchannel-logout?sub=S&sid=SID[&client=C]
+// makes the provider send its real logout token (Client#backchannelLogout,
+// what an end-session does for every client with a back-channel URI) to
+// the client's (default `rp`) backchannel_logout_uri, and answers 204, or
+// 502 with why.
 import http from 'node:http';
 import * as jose from 'jose';
 import Provider from 'oidc-provider';
@@ -55,6 +56,18 @@ const clients = [
     token_endpoint_auth_method: 'client_secret_post',
   },
 ];
+if (config.web) {
+  clients.push({
+    // Browser sign-in through tokengate (its `sessions.browser`).
+    client_id: 'web', client_secret: 'web-client-secret-0123456789abcdef',
+    grant_types: ['authorization_code'], response_types: ['code'],
+    redirect_uris: [config.web.redirect_uri],
+    post_logout_redirect_uris: config.web.post_logout_redirect_uri ? [config.web.post_logout_redirect_uri] : [],
+    backchannel_logout_uri: config.web.backchannel_logout_uri,
+    backchannel_logout_session_required: true,
+    id_token_signed_response_alg: 'ES256',
+  });
+}
 
 const provider = new Provider(issuer, {
   // oidc-provider refuses to POST to special-use addresses (its SSRF
@@ -64,7 +77,16 @@ const provider = new Provider(issuer, {
     return globalThis.fetch(url, rest);
   },
   clients,
-  scopes: ['openid', 'offline_access', 'read', 'write'],
+  scopes: ['openid', 'offline_access', 'read', 'write', 'email', 'profile'],
+  claims: { email: ['email'], profile: ['name'] },
+  // The scope's claims in the ID token itself (tokengate copies them into
+  // the session), not only at the userinfo endpoint.
+  conformIdTokenClaims: false,
+  // Any login name is an account; its claims follow from it.
+  findAccount: (ctx, id) => ({
+    accountId: id,
+    claims: () => ({ sub: id, email: `${id}@example.test`, name: `User ${id}` }),
+  }),
   jwks: { keys },
   enabledJWA: { idTokenSigningAlgValues: signing },
   // `test_sid` on a token request puts that `sid` claim in the access
@@ -85,7 +107,7 @@ const provider = new Provider(issuer, {
     // RFC 7009: clients revoke their tokens at the provider.
     revocation: { enabled: true },
     backchannelLogout: { enabled: true },
-    devInteractions: { enabled: false },
+    devInteractions: { enabled: Boolean(config.web) },
     // Makes the provider publish its encryption key, as Keycloak does.
     encryption: { enabled: true },
     resourceIndicators: {
@@ -111,7 +133,7 @@ const server = http.createServer(async (req, res) => {
   const url = new URL(req.url, issuer);
   if (req.method === 'POST' && url.pathname === '/test/backchannel-logout') {
     try {
-      const client = await provider.Client.find('rp');
+      const client = await provider.Client.find(url.searchParams.get('client') || 'rp');
       await client.backchannelLogout(url.searchParams.get('sub'), url.searchParams.get('sid'));
       res.writeHead(204).end();
     } catch (e) {

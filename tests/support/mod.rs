@@ -5,6 +5,7 @@
 // The binary's echo app, compiled into the tests too: it is the upstream
 // whose report of what it received the tests assert on, and it is not
 // part of the library API.
+pub mod browser;
 #[path = "../../src/cli/echo.rs"]
 mod echo;
 pub mod ha;
@@ -230,8 +231,22 @@ impl TestProxy {
         Self::start_config(load(yaml, upstream), upstream).await
     }
 
+    /// [`TestProxy::start_with`], its proxy listener bound first so that
+    /// `{proxy_port}` in `yaml` names its port (a public URL, a callback).
+    pub async fn start_bound(yaml: &str, upstream: SocketAddr) -> TestProxy {
+        let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = proxy.local_addr().unwrap().port().to_string();
+        let config = load(&yaml.replace("{proxy_port}", &port), upstream);
+        Self::start_on(config, upstream, proxy).await
+    }
+
     /// Starts an already loaded config (e.g. from a file, so it can reload).
     pub async fn start_config(config: Config, upstream: SocketAddr) -> TestProxy {
+        let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on(config, upstream, proxy).await
+    }
+
+    async fn start_on(config: Config, upstream: SocketAddr, proxy: TcpListener) -> TestProxy {
         let control = match &config.sessions {
             // Port 0 on the configured address: loopback, or wider for the
             // tests of the control secret.
@@ -243,7 +258,7 @@ impl TestProxy {
             None => None,
         };
         let listeners = Listeners {
-            proxy: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            proxy,
             admin: TcpListener::bind("127.0.0.1:0").await.unwrap(),
             control,
             decision,

@@ -16,6 +16,8 @@ use super::{DEADLINE, http1, send};
 
 /// The client that gets access tokens (client-credentials grant).
 pub const API_CLIENT: (&str, &str) = ("api-client", "api-client-secret-0123456789abcdef");
+/// tokengate's browser sign-in client (`web`, with the `start_web` provider).
+pub const WEB_CLIENT: (&str, &str) = ("web", "web-client-secret-0123456789abcdef");
 /// tokengate's own client at the provider, for introspection.
 pub const TOKENGATE_CLIENT: (&str, &str) = ("tokengate", "tokengate-introspection-secret-0123");
 
@@ -33,6 +35,25 @@ impl Op {
     /// Starts a provider whose `rp` client has `backchannel_logout_uri`.
     pub async fn start(backchannel_logout_uri: Option<&str>) -> Op {
         Op::start_at(free_port(), backchannel_logout_uri).await
+    }
+
+    /// A provider on `port` whose `web` client signs browsers in to the app
+    /// at `app` (its origin: callback, sign-out return and back-channel
+    /// logout under it), with the development login and consent pages.
+    pub async fn start_web(port: u16, app: &str) -> Op {
+        let mut config = json!({ "port": port, "introspection_secret": TOKENGATE_CLIENT.1 });
+        config["web"] = json!({
+            "redirect_uri": format!("{app}/.tokengate/callback"),
+            "post_logout_redirect_uri": format!("{app}/"),
+            "backchannel_logout_uri": format!("{app}/.tokengate/backchannel-logout"),
+        });
+        let mut op = Op {
+            port,
+            config,
+            child: None,
+        };
+        op.spawn().await;
+        op
     }
 
     /// [`Op::start`] on `port` (so configs can name the issuer first).
@@ -153,11 +174,17 @@ impl Op {
     /// Has the provider send its back-channel logout token for `sub`/`sid`
     /// to the `rp` client; the provider's view of the receiver's answer.
     pub async fn backchannel_logout(&self, sub: &str, sid: &str) -> super::Reply {
+        self.backchannel_logout_to("rp", sub, sid).await
+    }
+
+    /// [`Op::backchannel_logout`] to `client`'s back-channel URI.
+    pub async fn backchannel_logout_to(&self, client: &str, sub: &str, sid: &str) -> super::Reply {
         let req = Request::post(format!(
-            "{}/test/backchannel-logout?sub={}&sid={}",
+            "{}/test/backchannel-logout?sub={}&sid={}&client={}",
             self.issuer(),
             urlencode(sub),
-            urlencode(sid)
+            urlencode(sid),
+            urlencode(client)
         ))
         .body(Full::new(Bytes::new()))
         .unwrap();

@@ -16,6 +16,7 @@ use super::raw::*;
 use super::*;
 
 mod backchannel;
+mod browser;
 mod decision;
 mod introspection;
 mod issuers;
@@ -240,10 +241,13 @@ pub(super) fn validate(raw: RawConfig, files: FileBase<'_>, env: Env) -> Result<
         .filter_map(|(i, r)| route(&mut c, &format!("routes[{i}]"), r))
         .collect();
     let revocation = revocation(&mut c, raw.revocation.as_ref());
-    let sessions = raw
+    let mut sessions = raw
         .sessions
         .as_ref()
         .and_then(|s| sessions(&mut c, s, &[listen, admin.listen], &revocation));
+    if let (Some(s), Some(b)) = (&mut sessions, raw.sessions.as_ref().and_then(|s| s.browser.as_ref())) {
+        s.browser = browser::browser(&mut c, b, &auth.issuers, s);
+    }
     if let Some(s) = &sessions {
         // The proxy accepts its own tokens without further configuration.
         if auth.issuers.iter().any(|i| i.issuer == s.issuer) {

@@ -115,6 +115,8 @@ pub(super) fn sessions(
         reuse_grace,
         path_prefix,
         control: ControlConfig { listen, secret },
+        // Judged with the issuers (`browser::browser`).
+        browser: None,
     })
 }
 

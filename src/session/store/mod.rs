@@ -120,6 +120,9 @@ pub enum StoreError {
     /// A script answered in a shape this version does not understand.
     #[error("session store: unexpected reply from redis ({0})")]
     Reply(&'static str),
+    /// Too many distinct refreshes at once (browser sign-in's bound).
+    #[error("session store: too many refreshes at once")]
+    Busy,
 }
 
 impl From<redis::RedisError> for StoreError {

@@ -1,0 +1,250 @@
+//! Browser sign-in for apps with no login of their own: people in browsers
+//! carry a tokengate session in cookies. An unauthenticated navigation is
+//! sent to the identity provider (authorization code flow, PKCE S256,
+//! `state` and `nonce` in a signed cookie); the callback checks the ID
+//! token and opens a session; an expired access cookie is refreshed in line
+//! from the refresh cookie; sign-out ends the session everywhere and at the
+//! provider.
+//!
+//! `cookie` names and reads the cookies, `login` signs the sign-in in
+//! flight, `provider` talks to the provider, `endpoints` serves the
+//! callback, login and logout paths; this file holds what the request path
+//! asks of a request on a signed-in route.
+
+pub mod cookie;
+pub mod endpoints;
+pub mod login;
+pub mod provider;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderValue, Method};
+use prometheus::{IntCounterVec, Opts, Registry};
+
+use self::cookie::{Cookies, Jar};
+use self::login::Signer;
+use crate::config::BrowserConfig;
+use crate::jwks::fetch::{HttpClient, https_client};
+use crate::session::{SessionError, Sessions, TokenResponse};
+
+/// How long a refresh's answer is shared with requests carrying the same
+/// refresh cookie: the page's other requests, sent before the browser
+/// stored the new cookies.
+const SHARED_REFRESH: Duration = Duration::from_secs(10);
+
+/// Distinct refresh tokens being spent at once, at most.
+const MAX_IN_FLIGHT: usize = 4096;
+
+/// One refresh's outcome, awaited by every request carrying its token.
+type RefreshCell = tokio::sync::OnceCell<Result<Arc<TokenResponse>, Arc<SessionError>>>;
+
+/// Browser sign-in: configuration, cookie signer, the provider client and
+/// the refreshes in flight.
+pub struct Browser {
+    config: BrowserConfig,
+    /// The session endpoints' prefix (`/.tokengate`): the callback is under it.
+    path_prefix: String,
+    cookies: Cookies,
+    signer: Signer,
+    client: HttpClient,
+    sessions: Arc<Sessions>,
+    /// New pairs by the SHA-256 of the refresh token they replaced, shared
+    /// briefly (see [`SHARED_REFRESH`]).
+    refreshed: moka::sync::Cache<[u8; 32], Arc<TokenResponse>>,
+    /// Refreshes running, one per refresh token.
+    in_flight: std::sync::Mutex<std::collections::HashMap<[u8; 32], Arc<RefreshCell>>>,
+    results: IntCounterVec,
+}
+
+impl Browser {
+    /// Browser sign-in over `sessions`; registers its counter on `registry`.
+    pub fn new(
+        config: BrowserConfig,
+        path_prefix: &str,
+        sessions: Arc<Sessions>,
+        registry: &Registry,
+    ) -> Result<Browser, prometheus::Error> {
+        let results = IntCounterVec::new(
+            Opts::new(
+                "tokengate_browser_signins_total",
+                "Browser sign-in steps (redirects to the provider, callbacks, in-line refreshes, sign-outs), by result.",
+            ),
+            &["result"],
+        )?;
+        registry.register(Box::new(results.clone()))?;
+        Ok(Browser {
+            cookies: Cookies::new(!config.insecure_http),
+            signer: Signer::new(config.client_secret.as_bytes()),
+            client: https_client(None, Duration::from_secs(5)),
+            path_prefix: path_prefix.to_owned(),
+            sessions,
+            refreshed: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(SHARED_REFRESH)
+                .build(),
+            in_flight: std::sync::Mutex::default(),
+            results,
+            config,
+        })
+    }
+
+    fn count(&self, result: &str) {
+        self.results.with_label_values(&[result]).inc();
+    }
+
+    /// True when `path` (normalised) is on a route browsers are signed in on.
+    pub fn covers(&self, path: &str) -> bool {
+        self.config.prefixes.iter().any(|p| {
+            p == "/"
+                || path
+                    .strip_prefix(p.trim_end_matches('/'))
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
+    }
+
+    /// The access cookie's token, if the request carries it once.
+    pub fn access_cookie<'h>(&self, headers: &'h HeaderMap) -> Option<&'h str> {
+        self.cookies.get(headers, Jar::Access)
+    }
+
+    /// The refresh cookie's token, if the request carries it once.
+    pub fn refresh_cookie<'h>(&self, headers: &'h HeaderMap) -> Option<&'h str> {
+        self.cookies.get(headers, Jar::Refresh)
+    }
+
+    /// Spends `refresh_token` once for every request that carries it at
+    /// the same time (a page's parallel requests, tabs), sharing the new
+    /// pair with them.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<Arc<TokenResponse>, Arc<SessionError>> {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, refresh_token.as_bytes());
+        let mut key = [0u8; 32];
+        key.copy_from_slice(digest.as_ref());
+        if let Some(pair) = self.refreshed.get(&key) {
+            self.count("refresh_shared");
+            return Ok(pair);
+        }
+        let cell = {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            if in_flight.len() >= MAX_IN_FLIGHT && !in_flight.contains_key(&key) {
+                // Entries whose every caller went away are dropped.
+                in_flight.retain(|_, c| Arc::strong_count(c) > 1);
+                if in_flight.len() >= MAX_IN_FLIGHT {
+                    return Err(Arc::new(SessionError::Store(crate::session::store::StoreError::Busy)));
+                }
+            }
+            in_flight.entry(key).or_default().clone()
+        };
+        // One refresh per token however many requests carry it; if the
+        // caller running it goes away, the next waiter takes over.
+        let result = cell
+            .get_or_init(|| async {
+                let result = self
+                    .sessions
+                    .refresh(refresh_token)
+                    .await
+                    .map(Arc::new)
+                    .map_err(Arc::new);
+                self.count(match &result {
+                    Ok(_) => "refreshed",
+                    Err(e) if matches!(**e, SessionError::Store(_)) => "unavailable",
+                    Err(_) => "refresh_refused",
+                });
+                if let Ok(pair) = &result {
+                    self.refreshed.insert(key, pair.clone());
+                }
+                result
+            })
+            .await
+            .clone();
+        {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            if in_flight.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+                in_flight.remove(&key);
+            }
+        }
+        result
+    }
+
+    /// `Set-Cookie` values that hold `pair` (and the provider's ID token,
+    /// when given and small enough to be a cookie).
+    pub fn session_cookies(&self, pair: &TokenResponse, id_token: Option<&str>) -> Vec<HeaderValue> {
+        let refresh_ttl = pair.refresh_expires_in;
+        let mut set = vec![
+            self.cookies.set(Jar::Access, &pair.access_token, pair.expires_in),
+            self.cookies.set(Jar::Refresh, &pair.refresh_token, refresh_ttl),
+        ];
+        // A browser drops a cookie over 4 KB; sign-out then goes without a hint.
+        if let Some(id) = id_token.filter(|t| t.len() < 3500) {
+            set.push(self.cookies.set(Jar::Id, id, refresh_ttl));
+        }
+        set.into_iter().filter_map(|c| HeaderValue::try_from(c).ok()).collect()
+    }
+
+    /// `Set-Cookie` values that delete the session's cookies.
+    pub fn clear_cookies(&self) -> Vec<HeaderValue> {
+        [Jar::Access, Jar::Refresh, Jar::Id]
+            .into_iter()
+            .filter_map(|j| HeaderValue::try_from(self.cookies.clear(j)).ok())
+            .collect()
+    }
+
+    /// Removes tokengate's own cookies from a request before it goes to the
+    /// app: the tokens are ours, and would otherwise reach the app's logs.
+    pub fn strip_cookies(&self, headers: &mut HeaderMap) {
+        let values: Vec<HeaderValue> = headers.get_all(http::header::COOKIE).iter().cloned().collect();
+        if values.is_empty() {
+            return;
+        }
+        headers.remove(http::header::COOKIE);
+        for value in values {
+            let Ok(text) = value.to_str() else {
+                headers.append(http::header::COOKIE, value);
+                continue;
+            };
+            let kept: Vec<&str> = text
+                .split(';')
+                .map(str::trim)
+                .filter(|pair| !self.cookies.is_ours(pair.split('=').next().unwrap_or("")))
+                .collect();
+            if !kept.is_empty()
+                && let Ok(v) = HeaderValue::from_str(&kept.join("; "))
+            {
+                headers.append(http::header::COOKIE, v);
+            }
+        }
+    }
+
+    /// CSRF defence for a cookie-authenticated request: a method that
+    /// changes state must come from this origin, as `Sec-Fetch-Site` says
+    /// (`same-origin`, or `none` for what the user typed) or, from browsers
+    /// without it, `Origin` does. Neither header: refused.
+    pub fn same_origin(&self, method: &Method, headers: &HeaderMap) -> bool {
+        if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+            return true;
+        }
+        if let Some(site) = headers.get("sec-fetch-site") {
+            return matches!(site.as_bytes(), b"same-origin" | b"none");
+        }
+        headers
+            .get(http::header::ORIGIN)
+            .is_some_and(|o| o.as_bytes().eq_ignore_ascii_case(self.config.public_origin.as_bytes()))
+    }
+
+    /// True for a top-level navigation that should be sent to sign in: a
+    /// GET or HEAD the browser calls a navigation, or that accepts HTML and
+    /// is not marked as a script's. Everything else (fetch, XHR, APIs) gets
+    /// 401.
+    pub fn is_navigation(&self, method: &Method, headers: &HeaderMap) -> bool {
+        if !matches!(*method, Method::GET | Method::HEAD) || headers.contains_key("x-requested-with") {
+            return false;
+        }
+        match headers.get("sec-fetch-mode") {
+            Some(mode) => mode.as_bytes() == b"navigate",
+            None => headers
+                .get_all(http::header::ACCEPT)
+                .iter()
+                .any(|a| a.to_str().is_ok_and(|a| a.contains("text/html"))),
+        }
+    }
+}

@@ -1,0 +1,321 @@
+//! `sessions.browser`: browser sign-in at an identity provider.
+
+use super::*;
+
+pub(super) fn browser(
+    c: &mut Check<'_>,
+    raw: &RawBrowser,
+    issuers: &[Issuer],
+    sessions: &SessionsConfig,
+) -> Option<BrowserConfig> {
+    let p = "sessions.browser";
+    let issuer = match &raw.issuer {
+        Some(i)
+            if issuers
+                .iter()
+                .any(|x| x.issuer == i.value && x.remote.as_ref().is_some_and(|r| r.discovery.is_some())) =>
+        {
+            i.value.clone()
+        }
+        other => {
+            c.problem(
+                format!("{p}.issuer"),
+                other.as_ref().and_then(line),
+                "must name an auth.issuers entry with `discovery: true` (its metadata names the authorization, token and end-session endpoints, and its keys verify the ID token)",
+            );
+            String::new()
+        }
+    };
+    let client_id = match &raw.client_id {
+        Some(id) if !id.value.is_empty() && !id.value.chars().any(char::is_control) => id.value.clone(),
+        other => {
+            c.problem(
+                format!("{p}.client_id"),
+                other.as_ref().and_then(line),
+                "must name tokengate's client at the provider",
+            );
+            String::new()
+        }
+    };
+    let client_secret = secret(
+        c,
+        p,
+        (raw.secret_file.as_ref(), raw.secret_env.as_ref()),
+        None,
+        "needs exactly one of secret_file or secret_env (the client secret)",
+    )
+    .and_then(|s| match String::from_utf8(s) {
+        Ok(s) if s.len() >= 16 => Some(s),
+        _ => {
+            c.problem(
+                p,
+                None,
+                "the client secret must be UTF-8 text of at least 16 bytes (it also keys the sign-in cookies)",
+            );
+            None
+        }
+    });
+    let auth_method = match raw.auth_method.as_ref().map(|m| (m, m.value.as_str())) {
+        None | Some((_, "client_secret_basic")) => ClientAuth::Basic,
+        Some((_, "client_secret_post")) => ClientAuth::Post,
+        Some((m, _)) => {
+            c.problem(
+                format!("{p}.auth_method"),
+                line(m),
+                "must be client_secret_basic (default) or client_secret_post",
+            );
+            ClientAuth::Basic
+        }
+    };
+    let mut scopes: Vec<String> = raw
+        .scopes
+        .as_ref()
+        .map(|v| v.iter().map(|s| s.value.clone()).collect())
+        .unwrap_or_default();
+    if scopes
+        .iter()
+        .any(|s| s.is_empty() || !s.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\'))
+    {
+        c.problem(format!("{p}.scopes"), None, "each scope is one word of visible ASCII");
+    }
+    if !scopes.iter().any(|s| s == "openid") {
+        scopes.insert(0, "openid".to_owned());
+    }
+    let claims: Vec<String> = raw
+        .claims
+        .as_ref()
+        .map(|v| v.iter().map(|s| s.value.clone()).collect())
+        .unwrap_or_default();
+    for claim in &claims {
+        if RESERVED_SESSION_CLAIMS.contains(&claim.as_str()) || claim == "nonce" || claim == "azp" {
+            c.problem(
+                format!("{p}.claims"),
+                None,
+                format!("`{claim}` is set by the session service itself and cannot be copied"),
+            );
+        }
+    }
+    let insecure_http = raw.insecure_http.as_ref().is_some_and(|b| b.value);
+    let public_origin = match &raw.public_url {
+        Some(u) => origin(c, &format!("{p}.public_url"), u, insecure_http),
+        None => {
+            c.problem(
+                format!("{p}.public_url"),
+                None,
+                "is required: the origin browsers reach the app at (https://app.example.com); the provider sends them back to its callback",
+            );
+            None
+        }
+    };
+    let prefixes = match &raw.prefixes {
+        None => vec!["/".to_owned()],
+        Some(list) => list
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| routes::route_path(c, &format!("{p}.prefixes[{i}]"), v))
+            .collect(),
+    };
+    let post_logout_redirect_uri = raw
+        .post_logout_redirect_uri
+        .as_ref()
+        .and_then(|u| match u.value.parse::<Uri>() {
+            Ok(uri) if uri.scheme().is_some() && uri.authority().is_some() => Some(u.value.clone()),
+            _ => {
+                c.problem(
+                    format!("{p}.post_logout_redirect_uri"),
+                    line(u),
+                    "must be an absolute URL (registered at the provider)",
+                );
+                None
+            }
+        });
+    let login_timeout = c.positive_duration(
+        &format!("{p}.login_timeout"),
+        raw.login_timeout.as_ref(),
+        Duration::from_secs(600),
+    );
+    if sessions.access_token_ttl.as_secs() == 0 {
+        c.problem(
+            "sessions.access_token_ttl",
+            None,
+            "must be at least a second for browser cookies",
+        );
+    }
+    Some(BrowserConfig {
+        issuer,
+        client_id,
+        client_secret: client_secret?,
+        auth_method,
+        scopes,
+        claims,
+        public_origin: public_origin?,
+        prefixes,
+        post_logout_redirect_uri,
+        insecure_http,
+        login_timeout,
+    })
+}
+
+/// `scheme://host[:port]` of `v`: https, or http to loopback with
+/// `insecure_http` (cookies without `Secure` travel in clear otherwise).
+fn origin(c: &mut Check<'_>, path: &str, v: &S<String>, insecure_http: bool) -> Option<String> {
+    let uri = v.value.parse::<Uri>().ok();
+    let (Some(scheme), Some(authority)) = (
+        uri.as_ref().and_then(|u| u.scheme_str()),
+        uri.as_ref().and_then(|u| u.authority()),
+    ) else {
+        c.problem(path, line(v), "must be an absolute URL such as https://app.example.com");
+        return None;
+    };
+    if uri
+        .as_ref()
+        .is_some_and(|u| !matches!(u.path(), "" | "/") || u.query().is_some())
+    {
+        c.problem(path, line(v), "must be an origin only (no path or query)");
+        return None;
+    }
+    if authority.as_str().contains('@') {
+        c.problem(path, line(v), "must not carry user information");
+        return None;
+    }
+    let loopback = matches!(authority.host(), "localhost" | "127.0.0.1" | "[::1]" | "::1");
+    match (scheme, insecure_http) {
+        ("https", false) => {}
+        ("http", true) if loopback => {}
+        ("http", true) => {
+            c.problem(
+                path,
+                line(v),
+                "plain http is allowed only on loopback (localhost, 127.0.0.1): the cookies would travel in clear",
+            );
+            return None;
+        }
+        ("https", true) => {
+            c.problem(path, line(v), "insecure_http is for an http:// URL on loopback only");
+            return None;
+        }
+        _ => {
+            c.problem(
+                path,
+                line(v),
+                "must be https (or http on loopback with insecure_http: true, for development)",
+            );
+            return None;
+        }
+    }
+    Some(format!("{scheme}://{}", authority.as_str().to_ascii_lowercase()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::table::check;
+
+    const SECRET: &str = "secret_file: dev-hs256-secret.DEVELOPMENT-ONLY.txt";
+
+    fn config(issuer: &str, browser: &str) -> String {
+        format!(
+            "upstream: {{ url: \"http://127.0.0.1:3000\" }}
+auth:
+  issuers:
+    - {issuer}
+sessions:
+  signing_key: {{ algorithm: HS256, {SECRET} }}
+  browser: {{ {browser} }}
+"
+        )
+    }
+
+    #[test]
+    fn table() {
+        let op = "{ issuer: \"https://op.example\", discovery: true }";
+        let ok =
+            format!("issuer: \"https://op.example\", client_id: web, {SECRET}, public_url: \"https://app.example\"");
+        check(&[
+            (&config(op, &ok), &[]),
+            (
+                &config(
+                    op,
+                    &format!(
+                        "{ok}, post_logout_redirect_uri: \"https://app.example/bye\", claims: [email], scopes: [email], prefixes: [/app/]"
+                    ),
+                ),
+                &[],
+            ),
+            (
+                &config(
+                    &format!("{{ issuer: \"https://op.example\", {SECRET} }}")
+                        .replace(SECRET, &format!("keys: [{{ algorithm: HS256, {SECRET} }}]")),
+                    &ok,
+                ),
+                &[
+                    "sessions.browser.issuer: must name an auth.issuers entry with `discovery: true` (its metadata names the authorization, token and end-session endpoints, and its keys verify the ID token)",
+                ],
+            ),
+            (
+                &config(op, "issuer: \"https://op.example\""),
+                &[
+                    "sessions.browser.client_id: must name tokengate's client at the provider",
+                    "sessions.browser: needs exactly one of secret_file or secret_env (the client secret)",
+                    "sessions.browser.public_url: is required: the origin browsers reach the app at (https://app.example.com); the provider sends them back to its callback",
+                ],
+            ),
+            (
+                &config(op, &ok.replace("https://app.example", "http://app.example")),
+                &[
+                    "sessions.browser.public_url: must be https (or http on loopback with insecure_http: true, for development)",
+                ],
+            ),
+            (
+                &config(
+                    op,
+                    &format!(
+                        "{}, insecure_http: true",
+                        ok.replace("https://app.example", "http://app.example")
+                    ),
+                ),
+                &[
+                    "sessions.browser.public_url: plain http is allowed only on loopback (localhost, 127.0.0.1): the cookies would travel in clear",
+                ],
+            ),
+            (
+                &config(
+                    op,
+                    &format!(
+                        "{}, insecure_http: true",
+                        ok.replace("https://app.example", "http://127.0.0.1:8080")
+                    ),
+                ),
+                &[],
+            ),
+            (
+                &config(op, &format!("{ok}, insecure_http: true")),
+                &["sessions.browser.public_url: insecure_http is for an http:// URL on loopback only"],
+            ),
+            (
+                &config(op, &ok.replace("https://app.example", "https://app.example/path")),
+                &["sessions.browser.public_url: must be an origin only (no path or query)"],
+            ),
+            (
+                &config(op, &ok.replace("https://app.example", "https://u:p@app.example")),
+                &["sessions.browser.public_url: must not carry user information"],
+            ),
+            (
+                &config(
+                    op,
+                    &format!(
+                        "{ok}, claims: [sub, sid, email], scopes: [\"two words\"], prefixes: [/a/../b], post_logout_redirect_uri: /bye, auth_method: private_key_jwt, login_timeout: 0s"
+                    ),
+                ),
+                &[
+                    "sessions.browser.auth_method: must be client_secret_basic (default) or client_secret_post",
+                    "sessions.browser.scopes: each scope is one word of visible ASCII",
+                    "sessions.browser.claims: `sub` is set by the session service itself and cannot be copied",
+                    "sessions.browser.claims: `sid` is set by the session service itself and cannot be copied",
+                    "sessions.browser.prefixes[0]: `/a/../b` is not in normal form; requests are matched after normalisation, write `/b`",
+                    "sessions.browser.post_logout_redirect_uri: must be an absolute URL (registered at the provider)",
+                    "sessions.browser.login_timeout: must be greater than zero",
+                ],
+            ),
+        ]);
+    }
+}

@@ -1,0 +1,376 @@
+//! Browser sign-in against the real OpenID Provider (`oidc-provider` with
+//! its development login and consent pages), driven by a scripted browser
+//! (`support::browser`: a cookie jar, redirects, the provider's forms):
+//! sign-in back to the page first asked for, in-line refresh, tabs
+//! refreshing at once, browsers and APIs apart, CSRF, sign-out, and the
+//! provider's back-channel logout; and the callback's refusals.
+
+mod support;
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use http::Method;
+use support::browser::Browser;
+use support::op::{Op, WEB_CLIENT};
+use support::*;
+
+fn config(issuer: &str, secret_file: &str) -> String {
+    format!(
+        r#"
+listen: "127.0.0.1:0"
+admin: {{ listen: "127.0.0.1:0" }}
+upstream: {{ url: "http://{{upstream}}" }}
+auth:
+  leeway: 0s
+  issuers:
+    - issuer: "{issuer}"
+      audiences: ["urn:api"]
+      discovery: true
+      jwks: {{ unknown_kid_cooldown: 100ms, min_refresh_interval: 1s }}
+      backchannel_logout: {{ audiences: [web] }}
+  identity_headers: {{ subject: X-Auth-Subject, claims: {{ email: X-Auth-Email }} }}
+routes:
+  - prefix: /public/
+    public: true
+  - prefix: /
+backchannel_logout: {{ revoke: subject, max_age: 2m }}
+sessions:
+  signing_key: {{ private_key_file: keys/ec256.key.pem }}
+  access_token_ttl: 2s
+  control: {{ listen: "127.0.0.1:0" }}
+  browser:
+    issuer: "{issuer}"
+    client_id: web
+    secret_file: "{secret_file}"
+    scopes: [openid, email]
+    claims: [email]
+    public_url: "http://127.0.0.1:{{proxy_port}}"
+    insecure_http: true
+    post_logout_redirect_uri: "http://127.0.0.1:{{proxy_port}}/"
+"#
+    )
+}
+
+/// A proxy with browser sign-in and the provider it signs in at.
+async fn start(name: &str) -> (TestProxy, Op, String) {
+    let dir = temp_dir(name);
+    let secret = dir.join("web-secret");
+    std::fs::write(&secret, WEB_CLIENT.1).unwrap();
+    let op_port = free_port();
+    let issuer = format!("http://127.0.0.1:{op_port}");
+    let proxy = TestProxy::start_bound(&config(&issuer, &secret.display().to_string()), start_echo().await).await;
+    let app = format!("http://127.0.0.1:{}", proxy.addr.port());
+    let op = Op::start_web(op_port, &app).await;
+    let ready = wait_until(DEADLINE, || async {
+        get(&format!("http://{}/readyz", proxy.admin), &[]).await.status == 200
+    })
+    .await;
+    assert!(ready.is_some(), "the proxy never loaded the provider's metadata");
+    (proxy, op, app)
+}
+
+fn host(app: &str) -> String {
+    app.trim_start_matches("http://").to_owned()
+}
+
+/// `exp` of the JWT `token`.
+fn exp_of(token: &str) -> i64 {
+    let payload = token.split('.').nth(1).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    claims["exp"].as_i64().unwrap()
+}
+
+/// Waits until the browser's access cookie has expired.
+async fn until_expired(b: &Browser, app: &str) {
+    let exp = exp_of(b.cookie(&host(app), "tokengate-access").expect("an access cookie"));
+    let expired = wait_until(Duration::from_secs(10), || async { now() >= exp }).await;
+    assert!(expired.is_some());
+}
+
+async fn signins(proxy: &TestProxy, result: &str) -> f64 {
+    metric_opt(
+        proxy.admin,
+        &format!("tokengate_browser_signins_total{{result=\"{result}\"}}"),
+    )
+    .await
+    .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn a_browser_signs_in_is_refreshed_in_line_and_signs_out() {
+    let (proxy, op, app) = start("browser-flow").await;
+    let mut b = Browser::default();
+
+    // Sign in: to the provider and back to the page first asked for.
+    let page = b.navigate(&format!("{app}/orders?item=1"), "alice").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        b.visited.iter().any(|u| u.starts_with(&op.issuer())),
+        "never went to the provider"
+    );
+    let echo = page.echo();
+    assert_eq!(echo["path"], "/orders");
+    assert_eq!(echo["query"], "item=1");
+    assert_eq!(page.upstream_header("x-auth-subject").as_deref(), Some("alice"));
+    assert_eq!(
+        page.upstream_header("x-auth-email").as_deref(),
+        Some("alice@example.test")
+    );
+    // The app never sees tokengate's cookies.
+    let sent = page.upstream_header("cookie").unwrap_or_default();
+    assert!(!sent.contains("tokengate-"), "the app got our cookies: {sent}");
+    // Every cookie tokengate set is HttpOnly, Lax, host-wide, and none on
+    // the provider's side holds a token.
+    let ours: Vec<&String> = b
+        .set_cookies
+        .iter()
+        .filter(|(u, _)| u.starts_with(&app))
+        .map(|(_, c)| c)
+        .collect();
+    assert!(ours.iter().any(|c| c.starts_with("tokengate-access=")));
+    for c in &ours {
+        assert!(
+            c.contains("; HttpOnly") && c.contains("SameSite=Lax") && c.contains("Path=/"),
+            "{c}"
+        );
+    }
+    // No code or token in a URL after the callback, and the callback's
+    // answer forbids the Referer it would cause.
+    let callback = b
+        .visited
+        .iter()
+        .position(|u| u.contains("/.tokengate/callback"))
+        .unwrap();
+    for u in &b.visited[callback + 1..] {
+        assert!(!u.contains("code=") && !u.contains("token"), "{u}");
+    }
+    let (_, callback_headers) = b
+        .answers
+        .iter()
+        .find(|(u, _)| u.contains("/.tokengate/callback"))
+        .unwrap();
+    assert_eq!(callback_headers["referrer-policy"], "no-referrer");
+    assert_eq!(callback_headers["location"], "/orders?item=1");
+
+    // The access token expires; the next navigation is refreshed in line:
+    // no provider, one rotation.
+    until_expired(&b, &app).await;
+    b.visited.clear();
+    let page = b.navigate(&format!("{app}/orders"), "alice").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(b.visited, vec![format!("{app}/orders")], "went to the provider again");
+    assert_eq!(page.upstream_header("x-auth-subject").as_deref(), Some("alice"));
+    assert_eq!(signins(&proxy, "refreshed").await, 1.0);
+
+    // Five tabs at once with the same expired cookies: all served, one rotation.
+    until_expired(&b, &app).await;
+    let tabs = (0..5).map(|_| {
+        let mut tab = b.clone();
+        let url = format!("{app}/orders");
+        async move { tab.navigate(&url, "alice").await.status }
+    });
+    let statuses = futures_util::future::join_all(tabs).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(signins(&proxy, "refreshed").await, 2.0, "one rotation for five tabs");
+    assert_eq!(signins(&proxy, "refresh_refused").await, 0.0);
+    // The jar takes the newest pair, as the browser would from any tab.
+    let page = b.navigate(&format!("{app}/orders"), "alice").await;
+    assert_eq!(page.status, 200);
+
+    // Browsers and APIs apart: a script's request without a session gets
+    // 401, not a redirect; with the cookies it is served.
+    let api = [("accept", "application/json"), ("sec-fetch-mode", "cors")];
+    let mut stranger = Browser::default();
+    let reply = stranger
+        .request(Method::GET, &format!("{app}/orders"), &api, None)
+        .await;
+    assert_eq!(reply.status, 401);
+    let reply = b.request(Method::GET, &format!("{app}/orders"), &api, None).await;
+    assert_eq!(reply.status, 200);
+    // A bearer token works on the same route.
+    let access = b.cookie(&host(&app), "tokengate-access").unwrap().to_owned();
+    assert_eq!(get_with_token(&format!("{app}/orders"), &access).await.status, 200);
+
+    // CSRF: a state-changing request with the cookies from another site,
+    // or from nowhere it can prove, is refused; from this origin it passes.
+    for headers in [
+        vec![("sec-fetch-site", "cross-site")],
+        vec![("sec-fetch-site", "same-site")],
+        vec![("origin", "http://evil.example")],
+        vec![],
+    ] {
+        let reply = b
+            .request(Method::POST, &format!("{app}/orders"), &headers, Some(&[]))
+            .await;
+        assert_eq!(reply.status, 403, "{headers:?}");
+    }
+    let reply = b
+        .request(Method::POST, &format!("{app}/orders"), &[("origin", &app)], Some(&[]))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let reply = b
+        .request(
+            Method::DELETE,
+            &format!("{app}/orders"),
+            &[("sec-fetch-site", "same-origin")],
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+
+    // Sign out: a cross-site sign-out is refused; from this origin the
+    // session ends everywhere, the cookies go, and the browser is sent to
+    // the provider's end-session endpoint by a form (no token in a URL).
+    let logout = format!("{app}/.tokengate/logout");
+    let reply = b
+        .request(Method::POST, &logout, &[("sec-fetch-site", "cross-site")], Some(&[]))
+        .await;
+    assert_eq!(reply.status, 403);
+    let reply = b
+        .request(Method::GET, &logout, &[("sec-fetch-site", "cross-site")], None)
+        .await;
+    assert_eq!(reply.status, 403);
+    let reply = b
+        .request(Method::POST, &logout, &[("sec-fetch-site", "same-origin")], Some(&[]))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(
+        reply.body.contains(&format!(r#"action="{}/session/end""#, op.issuer())),
+        "{}",
+        reply.body
+    );
+    assert!(reply.body.contains(r#"name="id_token_hint""#), "{}", reply.body);
+    assert!(
+        reply.headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'none'")
+    );
+    assert!(b.cookie(&host(&app), "tokengate-access").is_none(), "{:?}", b.jar);
+    assert!(b.cookie(&host(&app), "tokengate-refresh").is_none());
+    assert_eq!(get_with_token(&format!("{app}/orders"), &access).await.status, 401);
+    // The next navigation goes to the provider.
+    b.visited.clear();
+    let page = b.navigate(&format!("{app}/orders"), "alice").await;
+    assert_eq!(page.status, 200);
+    assert!(
+        b.visited
+            .iter()
+            .any(|u| u.starts_with(&format!("{}/auth", op.issuer())))
+    );
+
+    // Signed in again, then logged out at the provider (back-channel): the
+    // next navigation goes to the provider again.
+    let reply = op.backchannel_logout_to("web", "alice", "op-session").await;
+    assert_eq!(reply.status, 204, "{}", reply.body);
+    b.visited.clear();
+    let page = b.navigate(&format!("{app}/orders"), "alice").await;
+    assert_eq!(page.status, 200);
+    assert!(
+        b.visited
+            .iter()
+            .any(|u| u.starts_with(&format!("{}/auth", op.issuer()))),
+        "the back-channel logout left the browser signed in: {:?}",
+        b.visited
+    );
+    // Also after the access token has expired (the refresh cookie of the
+    // ended session must not bring it back).
+    let reply = op.backchannel_logout_to("web", "alice", "op-session").await;
+    assert_eq!(reply.status, 204, "{}", reply.body);
+    until_expired(&b, &app).await;
+    b.visited.clear();
+    let page = b.navigate(&format!("{app}/orders"), "alice").await;
+    assert_eq!(page.status, 200);
+    assert!(
+        b.visited
+            .iter()
+            .any(|u| u.starts_with(&format!("{}/auth", op.issuer())))
+    );
+    proxy.stop().await;
+}
+
+/// What an attacker sends the callback, and where a sign-in may return to.
+#[tokio::test]
+async fn the_callback_refuses_forgeries_replays_and_other_origins() {
+    let (proxy, op, app) = start("browser-attacks").await;
+    let callback = format!("{app}/.tokengate/callback");
+
+    // A sign-in asked to come back to another origin comes back to `/`.
+    let mut b = Browser::default();
+    for rd in ["//evil.example/", "https://evil.example/", "/\\evil.example"] {
+        let url = format!(
+            "{app}/.tokengate/login?rd={}",
+            form_urlencoded::byte_serialize(rd.as_bytes()).collect::<String>()
+        );
+        let page = b.navigate(&url, "mallory").await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert_eq!(page.echo()["path"], "/", "{rd}");
+        let (_, headers) = b
+            .answers
+            .iter()
+            .rev()
+            .find(|(u, _)| u.contains("/.tokengate/callback"))
+            .unwrap();
+        assert_eq!(headers["location"], "/", "{rd}");
+    }
+
+    // A real callback URL, captured instead of followed.
+    let mut victim = Browser::default();
+    let reply = victim
+        .navigate_until(&format!("{app}/orders"), "victim", Some(&callback))
+        .await;
+    let callback_url = reply.headers["location"].to_str().unwrap().to_owned();
+    assert!(callback_url.contains("code="), "{callback_url}");
+    // The state without its cookie (another browser: login CSRF) is refused.
+    let mut attacker = Browser::default();
+    let reply = attacker.request(Method::GET, &callback_url, &[], None).await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert!(attacker.cookie(&host(&app), "tokengate-access").is_none());
+    // A changed state is refused.
+    let tampered = callback_url.replace("state=", "state=x");
+    let reply = victim.clone().request(Method::GET, &tampered, &[], None).await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    // An answer naming another provider (mix-up) is refused.
+    let mixed = callback_url.replace(
+        &format!(
+            "iss={}",
+            form_urlencoded::byte_serialize(op.issuer().as_bytes()).collect::<String>()
+        ),
+        "iss=https%3A%2F%2Fevil.example",
+    );
+    assert_ne!(mixed, callback_url);
+    let reply = victim.clone().request(Method::GET, &mixed, &[], None).await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    // The real one signs in; replayed with the same cookie, the code is refused.
+    let mut replay = victim.clone();
+    let reply = victim.request(Method::GET, &callback_url, &[], None).await;
+    assert_eq!(reply.status, 303, "{}", reply.body);
+    assert!(victim.cookie(&host(&app), "tokengate-access").is_some());
+    let reply = replay.request(Method::GET, &callback_url, &[], None).await;
+    assert_eq!(reply.status, 401, "{}", reply.body);
+    assert!(replay.cookie(&host(&app), "tokengate-access").is_none());
+    assert_eq!(signins(&proxy, "code_refused").await, 1.0);
+    // A session cookie on a public route is neither needed nor looked at,
+    // and one from this app is worthless under another name.
+    let mut planted = Browser::default();
+    let token = victim.cookie(&host(&app), "tokengate-access").unwrap().to_owned();
+    planted
+        .jar
+        .insert((host(&app), "__Host-tokengate-access".into()), token.clone());
+    let reply = planted
+        .request(
+            Method::GET,
+            &format!("{app}/orders"),
+            &[("accept", "application/json")],
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, 401);
+    proxy.stop().await;
+}
