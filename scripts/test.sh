@@ -4,7 +4,8 @@
 # tests/deploy.rs has scrape tokengate; redis-server; python3 for the README's
 # session client; gunicorn and hypercorn for the differential check; nginx,
 # Traefik and Caddy for the ingress tests of decision mode; joserfc, jose
-# and oidc-provider for the identity-provider tests), then
+# and oidc-provider for the identity-provider tests; Chromium, its driver and
+# selenium for the browser sign-in test), then
 # `cargo test --no-fail-fast`, so one failing test binary does not hide the
 # others. Extra arguments go to cargo test.
 set -euo pipefail
@@ -50,6 +51,18 @@ stamp=tests/provider/node_modules/.tokengate-lock
 if ! cmp -s "$lock" "$stamp"; then
   (cd tests/provider && npm ci --no-audit --no-fund --loglevel=error)
   cp "$lock" "$stamp"
+fi
+
+# A real browser for tests/browser.rs: Debian's headless-capable Chromium
+# and its driver, driven by selenium (pinned: the version checked; given the
+# driver's path, it downloads nothing).
+need=()
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
+bash scripts/apt-install.sh "${need[@]}"
+if ! python3 -c 'import selenium' >/dev/null 2>&1; then
+  python3 -m pip install --quiet selenium==4.27.1 ||
+    python3 -m pip install --quiet --break-system-packages selenium==4.27.1
 fi
 
 exec cargo test --locked --no-fail-fast "$@"

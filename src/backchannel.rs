@@ -203,19 +203,28 @@ impl Backchannel {
         // Past `iat + max_age + leeway` the token is refused anyway, so the
         // once id need not outlive that.
         let ttl = u64::try_from(self.max_age().saturating_add(2 * auth.leeway())).unwrap_or(u64::MAX);
+        let once_id = format!("{}\n{}", checked.issuer, checked.jti);
         // Before the once step: if it fails, the provider's retry does it
-        // again (ending a subject's sessions twice is harmless); after it,
-        // a retry would be refused as a replay with the sessions alive.
+        // again (ending a subject's sessions twice is harmless); after it, a
+        // retry would be refused as a replay with the sessions alive. A
+        // replay is refused first, so it cannot end sessions opened since.
         if let Some((issuer, sessions)) = &self.browser
             && issuer == checked.issuer
             && let Who::Subject(sub) | Who::Both { sub, .. } = checked.who
         {
-            sessions.end_subject(sub).await.map_err(|e| match e {
-                crate::session::SessionError::Store(e) => LogoutError::Sessions(e.to_string()),
-                other => LogoutError::Sessions(other.to_string()),
-            })?;
+            if self
+                .revocations
+                .once_seen(&once_id)
+                .await
+                .map_err(LogoutError::Unavailable)?
+            {
+                return Err(LogoutError::Replayed);
+            }
+            sessions
+                .end_subject(sub)
+                .await
+                .map_err(|e| LogoutError::Sessions(e.to_string()))?;
         }
-        let once_id = format!("{}\n{}", checked.issuer, checked.jti);
         match self
             .revocations
             .revoke_once(&revocation, &once_id, ttl)

@@ -15,7 +15,7 @@ use support::browser::Browser;
 use support::op::{Op, WEB_CLIENT};
 use support::*;
 
-fn config(issuer: &str, secret_file: &str) -> String {
+fn config(issuer: &str, secret_file: &str, extra: &str) -> String {
     format!(
         r#"
 listen: "127.0.0.1:0"
@@ -48,18 +48,27 @@ sessions:
     public_url: "http://127.0.0.1:{{proxy_port}}"
     insecure_http: true
     post_logout_redirect_uri: "http://127.0.0.1:{{proxy_port}}/"
-"#
+{extra}"#
     )
 }
 
 /// A proxy with browser sign-in and the provider it signs in at.
 async fn start(name: &str) -> (TestProxy, Op, String) {
+    start_with(name, "").await
+}
+
+/// [`start`] with more lines under `sessions.browser`.
+async fn start_with(name: &str, extra: &str) -> (TestProxy, Op, String) {
     let dir = temp_dir(name);
     let secret = dir.join("web-secret");
     std::fs::write(&secret, WEB_CLIENT.1).unwrap();
     let op_port = free_port();
     let issuer = format!("http://127.0.0.1:{op_port}");
-    let proxy = TestProxy::start_bound(&config(&issuer, &secret.display().to_string()), start_echo().await).await;
+    let proxy = TestProxy::start_bound(
+        &config(&issuer, &secret.display().to_string(), extra),
+        start_echo().await,
+    )
+    .await;
     let app = format!("http://127.0.0.1:{}", proxy.addr.port());
     let op = Op::start_web(op_port, &app).await;
     let ready = wait_until(DEADLINE, || async {
@@ -226,7 +235,7 @@ async fn a_browser_signs_in_is_refreshed_in_line_and_signs_out() {
 
     // Sign out: a cross-site sign-out is refused; from this origin the
     // session ends everywhere, the cookies go, and the browser is sent to
-    // the provider's end-session endpoint by a form (no token in a URL).
+    // the provider's end-session endpoint, with no token in the URL.
     let logout = format!("{app}/.tokengate/logout");
     let reply = b
         .request(Method::POST, &logout, &[("sec-fetch-site", "cross-site")], Some(&[]))
@@ -239,21 +248,20 @@ async fn a_browser_signs_in_is_refreshed_in_line_and_signs_out() {
     let reply = b
         .request(Method::POST, &logout, &[("sec-fetch-site", "same-origin")], Some(&[]))
         .await;
-    assert_eq!(reply.status, 200, "{}", reply.body);
-    assert!(
-        reply.body.contains(&format!(r#"action="{}/session/end""#, op.issuer())),
-        "{}",
-        reply.body
+    assert_eq!(reply.status, 303, "{}", reply.body);
+    let to = reply.headers["location"].to_str().unwrap();
+    let expected = format!(
+        "{}/session/end?client_id=web&post_logout_redirect_uri={}",
+        op.issuer(),
+        form_urlencoded::byte_serialize(format!("{app}/").as_bytes()).collect::<String>()
     );
-    assert!(reply.body.contains(r#"name="id_token_hint""#), "{}", reply.body);
-    assert!(
-        reply.headers["content-security-policy"]
-            .to_str()
-            .unwrap()
-            .contains("default-src 'none'")
-    );
+    assert_eq!(to, expected);
     assert!(b.cookie(&host(&app), "tokengate-access").is_none(), "{:?}", b.jar);
     assert!(b.cookie(&host(&app), "tokengate-refresh").is_none());
+    assert!(
+        b.cookie(&host(&app), "tokengate-id").is_none(),
+        "the ID token is kept only for end_session: post"
+    );
     assert_eq!(get_with_token(&format!("{app}/orders"), &access).await.status, 401);
     // The next navigation goes to the provider.
     b.visited.clear();
@@ -298,7 +306,7 @@ async fn a_browser_signs_in_is_refreshed_in_line_and_signs_out() {
 /// What an attacker sends the callback, and where a sign-in may return to.
 #[tokio::test]
 async fn the_callback_refuses_forgeries_replays_and_other_origins() {
-    let (proxy, op, app) = start("browser-attacks").await;
+    let (proxy, op, app) = start_with("browser-attacks", "    end_session: post\n").await;
     let callback = format!("{app}/.tokengate/callback");
 
     // A sign-in asked to come back to another origin comes back to `/`.
@@ -372,5 +380,75 @@ async fn the_callback_refuses_forgeries_replays_and_other_origins() {
         )
         .await;
     assert_eq!(reply.status, 401);
+    // `end_session: post`: sign-out is a page that POSTs the ID token as
+    // the hint (never in a URL), under a CSP allowing its one script.
+    let id_token = victim
+        .cookie(&host(&app), "tokengate-id")
+        .expect("the hint's cookie")
+        .to_owned();
+    let reply = victim
+        .request(
+            Method::POST,
+            &format!("{app}/.tokengate/logout"),
+            &[("origin", &app)],
+            Some(&[]),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(
+        reply.body.contains(&format!(r#"action="{}/session/end""#, op.issuer())),
+        "{}",
+        reply.body
+    );
+    assert!(
+        reply
+            .body
+            .contains(&format!(r#"name="id_token_hint" value="{id_token}""#)),
+        "{}",
+        reply.body
+    );
+    let csp = reply.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.starts_with("default-src 'none'; script-src 'sha256-"), "{csp}");
+    // The form may go to the provider, and follow its redirect back here.
+    assert!(csp.ends_with(&format!("form-action {} {app}", op.issuer())), "{csp}");
+    assert!(victim.cookie(&host(&app), "tokengate-access").is_none());
+    proxy.stop().await;
+}
+
+/// The same promises in a real browser: headless Chromium (Debian's
+/// `chromium` and `chromium-driver`, driven by selenium from
+/// `tests/browser/chromium.py`) against the provider's interactive pages.
+/// A screenshot of each step is kept in `target/browser-artifacts/`.
+#[tokio::test]
+async fn a_real_browser_signs_in_is_refreshed_signs_out_and_follows_the_providers_logout() {
+    let _heavy = heavy().await;
+    let (proxy, op, app) = start("browser-chromium").await;
+    let shots = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/browser-artifacts");
+    let _ = std::fs::remove_dir_all(&shots);
+    std::fs::create_dir_all(&shots).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/chromium.py");
+    let out = tokio::time::timeout(
+        Duration::from_secs(180),
+        tokio::process::Command::new("python3")
+            .arg(script)
+            .env("APP", &app)
+            .env("OP", op.issuer())
+            .env("ADMIN", format!("http://{}", proxy.admin))
+            .env("SHOTS", &shots)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the browser run finishes within 3 minutes")
+    .expect("python3 runs (scripts/test.sh installs chromium, chromium-driver and selenium)");
+    assert!(
+        out.status.success(),
+        "the browser did not see what a user must:\n{}\n{}\n(screenshots in {})",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        shots.display()
+    );
+    let taken = std::fs::read_dir(&shots).unwrap().count();
+    assert!(taken >= 6, "{taken} screenshots");
     proxy.stop().await;
 }

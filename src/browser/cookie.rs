@@ -3,7 +3,7 @@
 //! scripts), `SameSite=Lax`, `Path=/`, host-only; `Secure` with the
 //! `__Host-` prefix unless plain http on loopback was configured.
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderValue};
 
 /// Which of the browser's cookies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +80,26 @@ impl Cookies {
         format!("{}=; {}", self.name(jar), self.attributes(0))
     }
 
+    /// The names of the sign-in cookies the request carries.
+    pub fn login_names(&self, headers: &HeaderMap) -> Vec<String> {
+        let prefix = format!("{}{LOGIN}", self.prefix);
+        headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .flat_map(|h| h.as_bytes().split(|&b| b == b';'))
+            .filter_map(|pair| {
+                let name = pair.trim_ascii().split(|&b| b == b'=').next()?;
+                let name = std::str::from_utf8(name).ok()?;
+                name.starts_with(&prefix).then(|| name.to_owned())
+            })
+            .collect()
+    }
+
+    /// `Set-Cookie` that deletes the cookie `name` (one of ours).
+    pub fn clear_named(&self, name: &str) -> String {
+        format!("{name}=; {}", self.attributes(0))
+    }
+
     /// `Set-Cookie` that deletes the login cookie of `state`.
     pub fn clear_login(&self, state: &str) -> String {
         format!("{}=; {}", self.login_name(state), self.attributes(0))
@@ -98,24 +118,57 @@ impl Cookies {
 }
 
 /// The one value of cookie `name` across every `Cookie` header, or `None`
-/// when it is absent, sent twice, or not visible ASCII.
+/// when it is absent, sent twice, or not visible ASCII. Headers are read as
+/// bytes: another cookie's non-ASCII value (one a sibling subdomain can
+/// set) must not hide ours.
 fn single<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    let mut found = None;
+    let mut found: Option<&[u8]> = None;
     for header in headers.get_all(http::header::COOKIE) {
-        let Ok(text) = header.to_str() else { continue };
-        for pair in text.split(';') {
-            let Some((n, v)) = pair.trim().split_once('=') else {
+        for pair in header.as_bytes().split(|&b| b == b';') {
+            let pair = pair.trim_ascii();
+            let Some(eq) = pair.iter().position(|&b| b == b'=') else {
                 continue;
             };
-            if n == name {
+            if &pair[..eq] == name.as_bytes() {
                 if found.is_some() {
                     return None;
                 }
-                found = Some(v);
+                found = Some(&pair[eq + 1..]);
             }
         }
     }
-    found.filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_graphic() && b != b';' && b != b','))
+    let value = found?;
+    if value.is_empty() || !value.iter().all(|&b| b.is_ascii_graphic() && b != b';' && b != b',') {
+        return None;
+    }
+    std::str::from_utf8(value).ok()
+}
+
+/// The `Cookie` header without tokengate's cookies, every `Cookie` header
+/// joined into one (HTTP/2 may split them; HTTP/1.1 must not, RFC 9113
+/// §8.2.3), read as bytes. `None` when nothing is left.
+pub fn without_ours(headers: &HeaderMap, cookies: &Cookies) -> Option<HeaderValue> {
+    let mut kept: Vec<u8> = Vec::new();
+    for header in headers.get_all(http::header::COOKIE) {
+        for pair in header.as_bytes().split(|&b| b == b';') {
+            let pair = pair.trim_ascii();
+            if pair.is_empty() {
+                continue;
+            }
+            let name = pair.split(|&b| b == b'=').next().unwrap_or(pair);
+            if std::str::from_utf8(name).is_ok_and(|n| cookies.is_ours(n)) {
+                continue;
+            }
+            if !kept.is_empty() {
+                kept.extend_from_slice(b"; ");
+            }
+            kept.extend_from_slice(pair);
+        }
+    }
+    if kept.is_empty() {
+        return None;
+    }
+    HeaderValue::from_bytes(&kept).ok()
 }
 
 #[cfg(test)]
@@ -164,5 +217,25 @@ mod tests {
         let planted = headers(&["tokengate-access=planted"]);
         assert_eq!(c.get(&planted, Jar::Access), None);
         assert_eq!(c.get(&headers(&["__Host-tokengate-access="]), Jar::Access), None);
+        // A non-ASCII cookie beside ours does not hide it.
+        let mut h = HeaderMap::new();
+        h.append(
+            http::header::COOKIE,
+            HeaderValue::from_bytes(b"x=\xc3\xa9; __Host-tokengate-access=tok").unwrap(),
+        );
+        assert_eq!(c.get(&h, Jar::Access), Some("tok"));
+    }
+
+    #[test]
+    fn ours_are_removed_from_what_the_app_gets_whatever_else_is_there() {
+        let c = Cookies::new(true);
+        let mut h = headers(&["a=1; __Host-tokengate-access=tok", "tokengate-refresh=r; b=2"]);
+        h.append(
+            http::header::COOKIE,
+            HeaderValue::from_bytes(b"x=\xc3\xa9; __Host-tokengate-login-abc=s").unwrap(),
+        );
+        let kept = without_ours(&h, &c).unwrap();
+        assert_eq!(kept.as_bytes(), b"a=1; b=2; x=\xc3\xa9");
+        assert_eq!(without_ours(&headers(&["__Host-tokengate-id=i"]), &c), None);
     }
 }

@@ -18,6 +18,12 @@ use crate::auth::Authenticator;
 use crate::clock::unix_now;
 use crate::session::SessionError;
 
+/// Longest page address a sign-in returns to (longer ones return to `/`).
+const MAX_RETURN_TO: usize = 1024;
+
+/// Sign-ins in flight per browser before the older ones are dropped.
+const MAX_PENDING_SIGN_INS: usize = 3;
+
 /// A plain-text page (never HTML: nothing from the request is echoed).
 fn page(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
@@ -57,7 +63,7 @@ impl Browser {
 
     /// Sends the browser to the provider to sign in, then back to
     /// `return_to` (a path on this origin); clears stale session cookies.
-    pub fn sign_in(&self, auth: &Authenticator, return_to: &str) -> Response<Full<Bytes>> {
+    pub fn sign_in(&self, auth: &Authenticator, return_to: &str, headers: &HeaderMap) -> Response<Full<Bytes>> {
         let Some(endpoint) = auth
             .metadata(&self.config.issuer)
             .and_then(|m| m.authorization_endpoint.clone())
@@ -72,6 +78,13 @@ impl Browser {
             return page(StatusCode::INTERNAL_SERVER_ERROR, "no randomness\n");
         };
         let timeout = self.config.login_timeout.as_secs();
+        // A long target would make a cookie a hostile page can multiply
+        // until the browser's requests no longer fit (a cookie bomb).
+        let return_to = if return_to.len() > MAX_RETURN_TO {
+            "/"
+        } else {
+            return_to
+        };
         let login = Login {
             state,
             nonce,
@@ -81,6 +94,16 @@ impl Browser {
         };
         let url = authorization_url(&endpoint, &self.config, &self.redirect_uri(), &login);
         let mut cookies = self.clear_cookies();
+        // Sign-ins left unfinished are forgotten past a few, so a page that
+        // opens many cannot fill the browser's cookie jar.
+        let pending = self.cookies.login_names(headers);
+        if pending.len() >= MAX_PENDING_SIGN_INS {
+            cookies.extend(
+                pending
+                    .iter()
+                    .filter_map(|n| HeaderValue::try_from(self.cookies.clear_named(n)).ok()),
+            );
+        }
         if let Ok(c) = HeaderValue::try_from(self.cookies.set_login(&login.state, &self.signer.seal(&login), timeout)) {
             cookies.push(c);
         }
@@ -92,7 +115,13 @@ impl Browser {
 
     /// `GET {prefix}/login?rd=PATH`: starts a sign-in explicitly (a
     /// "sign in" link), returning to `rd` if it is a path on this origin.
-    pub fn login(&self, auth: &Authenticator, method: &Method, uri: &Uri) -> Response<Full<Bytes>> {
+    pub fn login(
+        &self,
+        auth: &Authenticator,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+    ) -> Response<Full<Bytes>> {
         if !matches!(*method, Method::GET | Method::HEAD) {
             return page(StatusCode::METHOD_NOT_ALLOWED, "use GET\n");
         }
@@ -101,7 +130,7 @@ impl Browser {
             .and_then(|q| form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "rd"))
             .map(|(_, v)| v.into_owned())
             .unwrap_or_else(|| "/".to_owned());
-        self.sign_in(auth, &rd)
+        self.sign_in(auth, &rd, headers)
     }
 
     /// `GET {prefix}/callback?code&state`: checks the sign-in cookie for
@@ -247,7 +276,9 @@ impl Browser {
             .filter_map(|name| Some((name.clone(), claims.get(name)?.clone())))
             .collect();
         let pair = self.sessions.open(sub, &kept).await.map_err(Finish::Session)?;
-        Ok(self.session_cookies(&pair, Some(&id_token)))
+        // The ID token is kept only to be the sign-out's hint.
+        let hint = self.config.end_session_post.then_some(id_token.as_str());
+        Ok(self.session_cookies(&pair, hint))
     }
 
     /// `{prefix}/logout` from a browser (its cookies, no bearer token): ends
@@ -257,9 +288,16 @@ impl Browser {
     /// navigation (`Sec-Fetch-Site`), a POST pass the CSRF check.
     pub async fn logout(&self, auth: &Authenticator, method: &Method, headers: &HeaderMap) -> Response<Full<Bytes>> {
         let allowed = match *method {
-            Method::GET => headers
-                .get("sec-fetch-site")
-                .is_some_and(|s| matches!(s.as_bytes(), b"same-origin" | b"none")),
+            // A link the user followed: not an image or a script's fetch
+            // that content on the page could aim at it.
+            Method::GET => {
+                headers
+                    .get("sec-fetch-site")
+                    .is_some_and(|s| matches!(s.as_bytes(), b"same-origin" | b"none"))
+                    && headers
+                        .get("sec-fetch-mode")
+                        .is_some_and(|m| m.as_bytes() == b"navigate")
+            }
             Method::POST => self.same_origin(method, headers),
             _ => return page(StatusCode::METHOD_NOT_ALLOWED, "use POST\n"),
         };
@@ -267,8 +305,20 @@ impl Browser {
             self.count("cross_site");
             return page(StatusCode::FORBIDDEN, "sign-out must come from this site\n");
         }
-        if let Some(refresh) = self.refresh_cookie(headers) {
-            match self.sessions.end_session_of_refresh_token(refresh).await {
+        let ended = match (self.refresh_cookie(headers), self.access_cookie(headers)) {
+            (Some(refresh), _) => Some(self.sessions.end_session_of_refresh_token(refresh).await),
+            // Only the access cookie: its session, if the token is ours.
+            (None, Some(access)) => match auth.verify(access, &self.verify).await {
+                Ok(claims) => match claims.token_ref().sid {
+                    Some(sid) => Some(self.sessions.end_session(sid, claims.exp).await),
+                    None => None,
+                },
+                Err(_) => None,
+            },
+            (None, None) => None,
+        };
+        if let Some(ended) = ended {
+            match ended {
                 Ok(_) => {}
                 Err(SessionError::Store(e)) => {
                     tracing::warn!(error = %e, "browser sign-out: the session store is unavailable");
@@ -291,16 +341,28 @@ impl Browser {
             let target = self.config.post_logout_redirect_uri.as_deref().unwrap_or("/");
             return see_other(target, self.clear_cookies());
         };
-        // RP-initiated logout by POST (its §2 lets the provider take either):
-        // the ID token hint stays out of URLs, logs and `Referer`.
         let mut fields = vec![("client_id", self.config.client_id.as_str())];
-        if let Some(hint) = id_token {
-            fields.push(("id_token_hint", hint));
-        }
         if let Some(uri) = &self.config.post_logout_redirect_uri {
             fields.push(("post_logout_redirect_uri", uri));
         }
-        let mut r = form_post(&end.to_string(), &fields);
+        let mut r = match id_token.filter(|_| self.config.end_session_post) {
+            // RP-initiated logout by POST (its §2 requires providers to take
+            // either): the ID token hint stays out of URLs, logs and `Referer`.
+            Some(hint) => {
+                fields.push(("id_token_hint", hint));
+                let allowed = [Some(end.to_string()), self.config.post_logout_redirect_uri.clone()];
+                form_post(&end.to_string(), &fields, &allowed)
+            }
+            // By redirect, without the hint: no token in a URL; the
+            // provider may ask the user to confirm.
+            None => {
+                let query = form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(fields.iter())
+                    .finish();
+                let sep = if end.query().is_some() { '&' } else { '?' };
+                see_other(&format!("{end}{sep}{query}"), Vec::new())
+            }
+        };
         for c in self.clear_cookies() {
             r.headers_mut().append(SET_COOKIE, c);
         }
@@ -312,7 +374,9 @@ impl Browser {
 const SUBMIT: &str = "document.forms[0].submit()";
 
 /// A page that POSTs `fields` to `action` at once (a button without scripts).
-fn form_post(action: &str, fields: &[(&str, &str)]) -> Response<Full<Bytes>> {
+/// `form-action` covers `targets` too: browsers apply it to the redirects
+/// that follow the POST (the provider back to `post_logout_redirect_uri`).
+fn form_post(action: &str, fields: &[(&str, &str)], targets: &[Option<String>]) -> Response<Full<Bytes>> {
     let inputs: String = fields
         .iter()
         .map(|(k, v)| format!(r#"<input type="hidden" name="{}" value="{}">"#, html(k), html(v)))
@@ -323,9 +387,11 @@ fn form_post(action: &str, fields: &[(&str, &str)]) -> Response<Full<Bytes>> {
     );
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, SUBMIT.as_bytes());
     let hash = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, digest.as_ref());
+    let mut origins: Vec<String> = targets.iter().flatten().map(|t| origin_of(t)).collect();
+    origins.dedup();
     let csp = format!(
         "default-src 'none'; script-src 'sha256-{hash}'; form-action {}",
-        origin_of(action)
+        origins.join(" ")
     );
     let mut r = Response::new(Full::new(Bytes::from(body)));
     let h = r.headers_mut();

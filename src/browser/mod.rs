@@ -55,6 +55,9 @@ pub struct Browser {
     /// Refreshes running, one per refresh token.
     in_flight: std::sync::Mutex<std::collections::HashMap<[u8; 32], Arc<RefreshCell>>>,
     results: IntCounterVec,
+    /// For the sign-out's check of an access cookie (kept off the request
+    /// path's verification metrics).
+    verify: crate::auth::VerifyMetrics,
 }
 
 impl Browser {
@@ -76,7 +79,7 @@ impl Browser {
         Ok(Browser {
             cookies: Cookies::new(!config.insecure_http),
             signer: Signer::new(config.client_secret.as_bytes()),
-            client: https_client(None, Duration::from_secs(5)),
+            client: https_client(config.ca.as_deref(), Duration::from_secs(5)),
             path_prefix: path_prefix.to_owned(),
             sessions,
             refreshed: moka::sync::Cache::builder()
@@ -85,6 +88,7 @@ impl Browser {
                 .build(),
             in_flight: std::sync::Mutex::default(),
             results,
+            verify: crate::auth::VerifyMetrics::new(&Registry::new())?,
             config,
         })
     }
@@ -139,21 +143,28 @@ impl Browser {
         // caller running it goes away, the next waiter takes over.
         let result = cell
             .get_or_init(|| async {
-                let result = self
-                    .sessions
-                    .refresh(refresh_token)
-                    .await
-                    .map(Arc::new)
-                    .map_err(Arc::new);
-                self.count(match &result {
-                    Ok(_) => "refreshed",
-                    Err(e) if matches!(**e, SessionError::Store(_)) => "unavailable",
-                    Err(_) => "refresh_refused",
+                // In a task of its own: a caller that goes away (an HTTP/2
+                // reset) must not leave the token spent and the new pair
+                // lost; the pair is cached for the browser's next request.
+                let sessions = self.sessions.clone();
+                let refreshed = self.refreshed.clone();
+                let results = self.results.clone();
+                let token = refresh_token.to_owned();
+                let task = tokio::spawn(async move {
+                    let result = sessions.refresh(&token).await.map(Arc::new).map_err(Arc::new);
+                    let label = match &result {
+                        Ok(_) => "refreshed",
+                        Err(e) if matches!(**e, SessionError::Store(_)) => "unavailable",
+                        Err(_) => "refresh_refused",
+                    };
+                    results.with_label_values(&[label]).inc();
+                    if let Ok(pair) = &result {
+                        refreshed.insert(key, pair.clone());
+                    }
+                    result
                 });
-                if let Ok(pair) = &result {
-                    self.refreshed.insert(key, pair.clone());
-                }
-                result
+                task.await
+                    .unwrap_or_else(|_| Err(Arc::new(SessionError::Store(crate::session::store::StoreError::Busy))))
             })
             .await
             .clone();
@@ -191,36 +202,59 @@ impl Browser {
 
     /// Removes tokengate's own cookies from a request before it goes to the
     /// app: the tokens are ours, and would otherwise reach the app's logs.
+    /// The rest stays, joined into one header.
     pub fn strip_cookies(&self, headers: &mut HeaderMap) {
-        let values: Vec<HeaderValue> = headers.get_all(http::header::COOKIE).iter().cloned().collect();
-        if values.is_empty() {
+        if !headers.contains_key(http::header::COOKIE) {
             return;
         }
+        let kept = cookie::without_ours(headers, &self.cookies);
         headers.remove(http::header::COOKIE);
-        for value in values {
-            let Ok(text) = value.to_str() else {
-                headers.append(http::header::COOKIE, value);
-                continue;
-            };
-            let kept: Vec<&str> = text
-                .split(';')
-                .map(str::trim)
-                .filter(|pair| !self.cookies.is_ours(pair.split('=').next().unwrap_or("")))
-                .collect();
-            if !kept.is_empty()
-                && let Ok(v) = HeaderValue::from_str(&kept.join("; "))
-            {
-                headers.append(http::header::COOKIE, v);
+        if let Some(kept) = kept {
+            headers.insert(http::header::COOKIE, kept);
+        }
+    }
+
+    /// Drops the app's `Set-Cookie`s for tokengate's cookie names (a
+    /// confused or hostile app fixing a session), and, when tokengate sets
+    /// `cookies`, makes the response uncacheable: a shared cache must never
+    /// hand one user's tokens to another.
+    pub fn finish_response(&self, headers: &mut HeaderMap, cookies: Vec<HeaderValue>) {
+        if headers.contains_key(http::header::SET_COOKIE) {
+            let theirs: Vec<HeaderValue> = headers.get_all(http::header::SET_COOKIE).iter().cloned().collect();
+            headers.remove(http::header::SET_COOKIE);
+            for value in theirs {
+                let name = value.as_bytes().split(|&b| b == b'=').next().unwrap_or_default();
+                let ours = std::str::from_utf8(name).is_ok_and(|n| self.cookies.is_ours(n.trim()));
+                if !ours {
+                    headers.append(http::header::SET_COOKIE, value);
+                }
             }
+        }
+        if cookies.is_empty() {
+            return;
+        }
+        headers.insert(
+            http::header::CACHE_CONTROL,
+            HeaderValue::from_static("private, no-store"),
+        );
+        for cookie in cookies {
+            headers.append(http::header::SET_COOKIE, cookie);
         }
     }
 
     /// CSRF defence for a cookie-authenticated request: a method that
-    /// changes state must come from this origin, as `Sec-Fetch-Site` says
+    /// changes state, or a protocol switch, must come from this origin, as
+    /// `Sec-Fetch-Site` says
     /// (`same-origin`, or `none` for what the user typed) or, from browsers
     /// without it, `Origin` does. Neither header: refused.
     pub fn same_origin(&self, method: &Method, headers: &HeaderMap) -> bool {
-        if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        // A protocol switch (WebSocket) is a GET that opens a channel in the
+        // user's name: judged like a POST (cross-site WebSocket hijacking).
+        let upgrade = headers.contains_key(http::header::UPGRADE)
+            || headers
+                .get("sec-fetch-mode")
+                .is_some_and(|m| m.as_bytes() == b"websocket");
+        if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) && !upgrade {
             return true;
         }
         if let Some(site) = headers.get("sec-fetch-site") {

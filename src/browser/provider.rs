@@ -223,8 +223,10 @@ mod tests {
             public_origin: "https://app".into(),
             prefixes: vec!["/".into()],
             post_logout_redirect_uri: None,
+            end_session_post: false,
             insecure_http: false,
             login_timeout: std::time::Duration::from_secs(600),
+            ca: None,
         };
         let login = Login {
             state: "st".into(),

@@ -92,6 +92,7 @@ pub(super) struct RawBrowser {
     pub(super) public_url: Option<S<String>>,
     pub(super) prefixes: Option<Vec<S<String>>>,
     pub(super) post_logout_redirect_uri: Option<S<String>>,
+    pub(super) end_session: Option<S<String>>,
     pub(super) insecure_http: Option<S<bool>>,
     pub(super) login_timeout: Option<S<String>>,
 }

@@ -92,10 +92,18 @@ pub struct BrowserConfig {
     pub prefixes: Vec<String>,
     /// Where the provider sends the browser after sign-out, if anywhere.
     pub post_logout_redirect_uri: Option<String>,
+    /// Sign-out at the provider by a form POST carrying the ID token as
+    /// `id_token_hint` (`end_session: post`), or by a redirect without it
+    /// (`get`, the default: no token in a URL; the provider may ask the
+    /// user to confirm).
+    pub end_session_post: bool,
     /// Cookies without `Secure` (plain http, loopback only).
     pub insecure_http: bool,
     /// Time a sign-in may take at the provider.
     pub login_timeout: Duration,
+    /// Trust anchors for the provider's token endpoint: the issuer's
+    /// `jwks.ca_file`, or the compiled-in web PKI roots.
+    pub ca: Option<Vec<rustls_pki_types::CertificateDer<'static>>>,
 }
 
 impl BrowserConfig {
@@ -143,7 +151,7 @@ impl SessionsConfig {
                     &b.scopes,
                     &b.claims,
                     &b.post_logout_redirect_uri,
-                    b.insecure_http,
+                    (b.insecure_http, b.end_session_post),
                     b.login_timeout,
                     b.auth_method,
                 )

@@ -152,9 +152,15 @@ impl Proxy {
         let Some(refresh) = refresh else { return sign_in() };
         match browser.refresh(refresh).await {
             Ok(pair) => {
-                let claims = self.token_claims(snapshot, &pair.access_token).await?;
-                authorize(requirements, &claims)?;
-                Ok(Browsed::Admitted(claims, browser.session_cookies(&pair, None)))
+                let cookies = browser.session_cookies(&pair, None);
+                // Whatever the answer, it carries the new cookies.
+                let refreshed = |e: Rejection| Rejection::Refreshed(Box::new(e), cookies.clone());
+                let claims = self
+                    .token_claims(snapshot, &pair.access_token)
+                    .await
+                    .map_err(refreshed)?;
+                authorize(requirements, &claims).map_err(|e| refreshed(e.into()))?;
+                Ok(Browsed::Admitted(claims, cookies))
             }
             Err(e) if matches!(*e, crate::session::SessionError::Store(_)) => Err(Rejection::SessionUnavailable),
             Err(_) => sign_in(),

@@ -186,7 +186,7 @@ impl Proxy {
             } => (normalised, claims, upgrade, cookies),
             Decision::SignIn { return_to } => {
                 let response = match &self.browser {
-                    Some(b) => b.sign_in(&snapshot.auth, &return_to),
+                    Some(b) => b.sign_in(&snapshot.auth, &return_to, req.headers()),
                     None => session::http::error(StatusCode::NOT_FOUND, "not_found", "no such endpoint"),
                 };
                 return Ok(Served {
@@ -231,7 +231,13 @@ impl Proxy {
         // is kilobytes; inline, every request's future would carry it, and
         // hyper moves that future into a box of its own (a copy of its whole
         // size, measured in docs/benchmarks.md). One allocation is cheaper.
-        let mut response = Box::pin(snapshot.upstream.send(req)).await?;
+        let sent_upstream = Box::pin(snapshot.upstream.send(req)).await;
+        let mut response = match sent_upstream {
+            Ok(r) => r,
+            // A browser's refreshed cookies go out with a failure too.
+            Err(e) if !cookies.is_empty() => return Err(Rejection::Refreshed(Box::new(e.into()), cookies)),
+            Err(e) => return Err(e.into()),
+        };
         let upstream = sent.elapsed();
         let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
         if switching {
@@ -257,8 +263,8 @@ impl Proxy {
             ));
         }
         headers::strip_hop_by_hop(response.headers_mut(), switching);
-        for cookie in cookies {
-            response.headers_mut().append(http::header::SET_COOKIE, cookie);
+        if let Some(b) = &self.browser {
+            b.finish_response(response.headers_mut(), cookies);
         }
         Ok(Served {
             reason,
@@ -278,7 +284,7 @@ impl Proxy {
                 && (b.refresh_cookie(headers).is_some() || b.access_cookie(headers).is_some());
             let response = match endpoint {
                 Endpoint::Callback => Some(b.callback(&snapshot.auth, method, uri, headers).await),
-                Endpoint::Login => Some(b.login(&snapshot.auth, method, uri)),
+                Endpoint::Login => Some(b.login(&snapshot.auth, method, uri, headers)),
                 Endpoint::Logout if browser_logout => Some(b.logout(&snapshot.auth, method, headers).await),
                 _ => None,
             };

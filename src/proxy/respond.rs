@@ -47,6 +47,11 @@ pub enum Rejection {
     /// 503: a browser's session needed refreshing and the store did not answer.
     #[error("session store unavailable")]
     SessionUnavailable,
+    /// Any rejection after a browser's session was refreshed in line: its
+    /// answer also sets the new cookies, or the browser would keep the spent
+    /// refresh token (a reuse next time).
+    #[error("{0}")]
+    Refreshed(Box<Rejection>, Vec<http::HeaderValue>),
 }
 
 impl Rejection {
@@ -68,6 +73,7 @@ impl Rejection {
             Rejection::UntrustedCaller => Reason::UntrustedCaller,
             Rejection::CrossSite => Reason::CrossSite,
             Rejection::SessionUnavailable => Reason::SessionUnavailable,
+            Rejection::Refreshed(inner, _) => inner.reason(),
         }
     }
 }
@@ -86,6 +92,20 @@ enum Challenge {
 
 /// Builds the response for `rejection` under the configured `realm`.
 pub fn respond(rejection: &Rejection, realm: &str) -> Response<Full<Bytes>> {
+    match rejection {
+        Rejection::Refreshed(inner, cookies) => {
+            let mut response = respond(inner, realm);
+            for cookie in cookies {
+                response.headers_mut().append(http::header::SET_COOKIE, cookie.clone());
+            }
+            response
+        }
+        other => respond_to(other, realm),
+    }
+}
+
+/// [`respond`] for one rejection, without cookies.
+fn respond_to(rejection: &Rejection, realm: &str) -> Response<Full<Bytes>> {
     use StatusCode as S;
     let (status, challenge, error, description) = match rejection {
         Rejection::BadPath(_) => (
@@ -194,6 +214,7 @@ pub fn respond(rejection: &Rejection, realm: &str) -> Response<Full<Bytes>> {
             "temporarily_unavailable",
             "the session could not be refreshed; retry shortly",
         ),
+        Rejection::Refreshed(inner, _) => return respond_to(inner, realm),
     };
     let body = format!(r#"{{"error":"{error}","error_description":"{description}"}}"#);
     let mut response = Response::new(Full::new(Bytes::from(body)));

@@ -31,6 +31,28 @@ pub fn once_key(keys: &protocol::Keys, id: &str) -> String {
 }
 
 impl Revocations {
+    /// True when `id` was acted on (by [`Revocations::revoke_once`]) within
+    /// its lifetime: a look without a change, for work that must not
+    /// happen again on a replay but must happen before the once step.
+    pub async fn once_seen(&self, id: &str) -> Result<bool, RedisError> {
+        let Some(target) = &self.inner.redis else {
+            let key = self.inner.hasher.hash_one(id);
+            let seen = self.inner.once.lock().unwrap_or_else(|e| e.into_inner());
+            return Ok(seen.get(&key).is_some_and(|&until| until > unix_now()));
+        };
+        let endpoint = &target.config.endpoint;
+        let mut conn = target.writer.get().await?;
+        let exists: i64 = endpoint
+            .command(
+                redis::cmd("EXISTS")
+                    .arg(once_key(&target.keys, id))
+                    .query_async(&mut conn),
+            )
+            .await
+            .inspect_err(|e| target.writer.failed(e))?;
+        Ok(exists > 0)
+    }
+
     /// Applies `revocation` unless `id` was applied within the last
     /// `ttl_secs` seconds.
     pub async fn revoke_once(

@@ -6,7 +6,8 @@ pub(super) fn browser(
     c: &mut Check<'_>,
     raw: &RawBrowser,
     issuers: &[Issuer],
-    sessions: &SessionsConfig,
+    sessions: &mut SessionsConfig,
+    reuse_grace_given: bool,
 ) -> Option<BrowserConfig> {
     let p = "sessions.browser";
     let issuer = match &raw.issuer {
@@ -129,6 +130,18 @@ pub(super) fn browser(
                 None
             }
         });
+    let end_session_post = match raw.end_session.as_ref().map(|m| (m, m.value.as_str())) {
+        None | Some((_, "get")) => false,
+        Some((_, "post")) => true,
+        Some((m, _)) => {
+            c.problem(
+                format!("{p}.end_session"),
+                line(m),
+                "must be get (a redirect without the ID token, the default) or post (a form carrying it as id_token_hint)",
+            );
+            false
+        }
+    };
     let login_timeout = c.positive_duration(
         &format!("{p}.login_timeout"),
         raw.login_timeout.as_ref(),
@@ -141,6 +154,25 @@ pub(super) fn browser(
             "must be at least a second for browser cookies",
         );
     }
+    // A page's parallel requests spread over several sidecars spend one
+    // refresh cookie at once; without a grace the losers would end the
+    // session as a reuse.
+    if sessions.reuse_grace.is_zero() {
+        if reuse_grace_given {
+            c.problem(
+                "sessions.reuse_grace",
+                None,
+                "must be more than 0s with sessions.browser: a page's parallel requests on several sidecars spend one refresh cookie at once (default with browser: 10s)",
+            );
+        } else {
+            sessions.reuse_grace = Duration::from_secs(10);
+        }
+    }
+    let ca = issuers
+        .iter()
+        .find(|x| x.issuer == issuer)
+        .and_then(|x| x.remote.as_ref())
+        .and_then(|r| r.ca.clone());
     Some(BrowserConfig {
         issuer,
         client_id,
@@ -151,8 +183,10 @@ pub(super) fn browser(
         public_origin: public_origin?,
         prefixes,
         post_logout_redirect_uri,
+        end_session_post,
         insecure_http,
         login_timeout,
+        ca,
     })
 }
 
@@ -233,10 +267,16 @@ sessions:
         check(&[
             (&config(op, &ok), &[]),
             (
+                &config(op, &ok).replace("sessions:\n", "sessions:\n  reuse_grace: 0s\n"),
+                &[
+                    "sessions.reuse_grace: must be more than 0s with sessions.browser: a page's parallel requests on several sidecars spend one refresh cookie at once (default with browser: 10s)",
+                ],
+            ),
+            (
                 &config(
                     op,
                     &format!(
-                        "{ok}, post_logout_redirect_uri: \"https://app.example/bye\", claims: [email], scopes: [email], prefixes: [/app/]"
+                        "{ok}, post_logout_redirect_uri: \"https://app.example/bye\", claims: [email], scopes: [email], prefixes: [/app/], end_session: post"
                     ),
                 ),
                 &[],
@@ -303,7 +343,7 @@ sessions:
                 &config(
                     op,
                     &format!(
-                        "{ok}, claims: [sub, sid, email], scopes: [\"two words\"], prefixes: [/a/../b], post_logout_redirect_uri: /bye, auth_method: private_key_jwt, login_timeout: 0s"
+                        "{ok}, claims: [sub, sid, email], scopes: [\"two words\"], prefixes: [/a/../b], post_logout_redirect_uri: /bye, auth_method: private_key_jwt, login_timeout: 0s, end_session: delete"
                     ),
                 ),
                 &[
@@ -313,6 +353,7 @@ sessions:
                     "sessions.browser.claims: `sid` is set by the session service itself and cannot be copied",
                     "sessions.browser.prefixes[0]: `/a/../b` is not in normal form; requests are matched after normalisation, write `/b`",
                     "sessions.browser.post_logout_redirect_uri: must be an absolute URL (registered at the provider)",
+                    "sessions.browser.end_session: must be get (a redirect without the ID token, the default) or post (a form carrying it as id_token_hint)",
                     "sessions.browser.login_timeout: must be greater than zero",
                 ],
             ),

@@ -245,8 +245,10 @@ pub(super) fn validate(raw: RawConfig, files: FileBase<'_>, env: Env) -> Result<
         .sessions
         .as_ref()
         .and_then(|s| sessions(&mut c, s, &[listen, admin.listen], &revocation));
-    if let (Some(s), Some(b)) = (&mut sessions, raw.sessions.as_ref().and_then(|s| s.browser.as_ref())) {
-        s.browser = browser::browser(&mut c, b, &auth.issuers, s);
+    if let (Some(s), Some(raw_sessions)) = (&mut sessions, raw.sessions.as_ref())
+        && let Some(b) = &raw_sessions.browser
+    {
+        s.browser = browser::browser(&mut c, b, &auth.issuers, s, raw_sessions.reuse_grace.is_some());
     }
     if let Some(s) = &sessions {
         // The proxy accepts its own tokens without further configuration.
