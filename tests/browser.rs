@@ -33,6 +33,8 @@ auth:
 routes:
   - prefix: /public/
     public: true
+  - prefix: /admin/
+    require: {{ scopes: [admin] }}
   - prefix: /
 backchannel_logout: {{ revoke: subject, max_age: 2m }}
 sessions:
@@ -59,16 +61,17 @@ async fn start(name: &str) -> (TestProxy, Op, String) {
 
 /// [`start`] with more lines under `sessions.browser`.
 async fn start_with(name: &str, extra: &str) -> (TestProxy, Op, String) {
+    start_before(name, extra, start_echo().await).await
+}
+
+/// [`start_with`] in front of `upstream`.
+async fn start_before(name: &str, extra: &str, upstream: std::net::SocketAddr) -> (TestProxy, Op, String) {
     let dir = temp_dir(name);
     let secret = dir.join("web-secret");
     std::fs::write(&secret, WEB_CLIENT.1).unwrap();
     let op_port = free_port();
     let issuer = format!("http://127.0.0.1:{op_port}");
-    let proxy = TestProxy::start_bound(
-        &config(&issuer, &secret.display().to_string(), extra),
-        start_echo().await,
-    )
-    .await;
+    let proxy = TestProxy::start_bound(&config(&issuer, &secret.display().to_string(), extra), upstream).await;
     let app = format!("http://127.0.0.1:{}", proxy.addr.port());
     let op = Op::start_web(op_port, &app).await;
     let ready = wait_until(DEADLINE, || async {
@@ -412,6 +415,245 @@ async fn the_callback_refuses_forgeries_replays_and_other_origins() {
     // The form may go to the provider, and follow its redirect back here.
     assert!(csp.ends_with(&format!("form-action {} {app}", op.issuer())), "{csp}");
     assert!(victim.cookie(&host(&app), "tokengate-access").is_none());
+    proxy.stop().await;
+}
+
+/// An app that answers with the `Cookie` header it got, and `Set-Cookie`s
+/// for tokengate's names (a confused or hostile app) beside its own.
+async fn cookie_app() -> std::net::SocketAddr {
+    use hyper::service::service_fn;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let service = service_fn(|req: http::Request<hyper::body::Incoming>| async move {
+                    let got: Vec<String> = req
+                        .headers()
+                        .get_all("cookie")
+                        .iter()
+                        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                        .collect();
+                    let body = serde_json::json!({ "cookie": got }).to_string();
+                    let mut r = http::Response::new(http_body_util::Full::new(bytes::Bytes::from(body)));
+                    let h = r.headers_mut();
+                    h.insert("cache-control", "public, max-age=600".parse().unwrap());
+                    for c in [
+                        "tokengate-access=fixed; Path=/",
+                        "__Host-tokengate-refresh=fixed; Path=/; Secure",
+                        "app=1; Path=/",
+                    ] {
+                        h.append("set-cookie", c.parse().unwrap());
+                    }
+                    Ok::<_, std::convert::Infallible>(r)
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// What a hostile neighbour (a sibling subdomain's cookies, a cross-site
+/// WebSocket), a confused app, and a hostile page (a cookie bomb, a
+/// replayed logout token) can do to a signed-in browser: nothing.
+#[tokio::test]
+async fn neighbours_apps_and_pages_cannot_fix_steal_or_bomb_the_session() {
+    let (proxy, op, app) = start_before("browser-neighbours", "", cookie_app().await).await;
+    let h = host(&app);
+    let mut b = Browser::default();
+    let page = b.navigate(&format!("{app}/orders"), "carol").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    // The app's Set-Cookie for our names never reach the browser; its own do.
+    let set: Vec<&String> = b.set_cookies.iter().map(|(_, c)| c).collect();
+    assert!(set.iter().any(|c| c.starts_with("app=1")), "{set:?}");
+    assert!(!set.iter().any(|c| c.contains("=fixed")), "{set:?}");
+    assert_ne!(b.cookie(&h, "tokengate-access"), Some("fixed"));
+
+    // A neighbour's non-ASCII cookie beside ours: still signed in, and the
+    // app gets the neighbour's cookie but none of ours.
+    let mut req = http::Request::get(format!("{app}/orders"))
+        .header("accept", "application/json")
+        .header(
+            "cookie",
+            b.jar
+                .iter()
+                .filter(|((hh, _), _)| *hh == h)
+                .map(|((_, n), v)| format!("{n}={v}"))
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    req.headers_mut()
+        .append("cookie", http::HeaderValue::from_bytes(b"x=\xc3\xa9").unwrap());
+    let reply = send(&http1(), req).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let got: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+    let got = got["cookie"].as_array().unwrap();
+    assert_eq!(got.len(), 1, "one Cookie header for the app: {got:?}");
+    let got = got[0].as_str().unwrap();
+    assert!(got.contains("x=") && !got.contains("tokengate-"), "{got}");
+
+    // A cross-site (or same-site) page opening a WebSocket with the cookies.
+    for site in ["cross-site", "same-site"] {
+        let reply = b
+            .request(
+                Method::GET,
+                &format!("{app}/ws"),
+                &[
+                    ("upgrade", "websocket"),
+                    ("connection", "upgrade"),
+                    ("sec-fetch-site", site),
+                    ("sec-fetch-mode", "websocket"),
+                ],
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, 403, "{site}");
+    }
+
+    // Refreshed in line: the answer carries the new cookies and no cache
+    // may keep it, even where the app said `public`; on a route the
+    // session may not use (403), the new cookies still come.
+    until_expired(&b, &app).await;
+    let reply = b
+        .request(
+            Method::GET,
+            &format!("{app}/orders"),
+            &[("accept", "application/json")],
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.headers["cache-control"], "private, no-store");
+    assert!(
+        reply
+            .headers
+            .get_all("set-cookie")
+            .iter()
+            .any(|c| c.to_str().unwrap().starts_with("tokengate-refresh="))
+    );
+    until_expired(&b, &app).await;
+    let before = b.cookie(&h, "tokengate-refresh").unwrap().to_owned();
+    let reply = b
+        .request(
+            Method::GET,
+            &format!("{app}/admin/x"),
+            &[("accept", "application/json")],
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, 403);
+    let after = b.cookie(&h, "tokengate-refresh").unwrap().to_owned();
+    assert_ne!(
+        before, after,
+        "a refusal after an in-line refresh lost the new refresh token"
+    );
+    let reply = b
+        .request(
+            Method::GET,
+            &format!("{app}/orders"),
+            &[("accept", "application/json")],
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, 200, "the session survived the 403");
+
+    // A cookie bomb: a long return address becomes `/`, and a fourth
+    // unfinished sign-in clears the first three.
+    let mut bomb = Browser::default();
+    let long = format!("/{}", "a".repeat(2000));
+    let nav = [("accept", "text/html"), ("sec-fetch-mode", "navigate")];
+    let reply = bomb.request(Method::GET, &format!("{app}{long}"), &nav, None).await;
+    assert_eq!(reply.status, 302);
+    let login = bomb
+        .jar
+        .iter()
+        .find(|((_, n), _)| n.starts_with("tokengate-login-"))
+        .unwrap()
+        .1
+        .clone();
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(login.split('.').next().unwrap())
+        .unwrap();
+    let payload: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(payload["r"], "/");
+    for _ in 0..3 {
+        bomb.request(Method::GET, &format!("{app}/orders"), &nav, None).await;
+    }
+    let pending = bomb
+        .jar
+        .keys()
+        .filter(|(_, n)| n.starts_with("tokengate-login-"))
+        .count();
+    assert_eq!(pending, 1, "unfinished sign-ins pile up: {:?}", bomb.jar.keys());
+
+    // Sign-out with only the access cookie left ends the session too.
+    let access = b.cookie(&h, "tokengate-access").unwrap().to_owned();
+    b.jar.remove(&(h.clone(), "tokengate-refresh".into()));
+    let reply = b
+        .request(
+            Method::POST,
+            &format!("{app}/.tokengate/logout"),
+            &[("sec-fetch-site", "same-origin")],
+            Some(&[]),
+        )
+        .await;
+    assert_eq!(reply.status, 303, "{}", reply.body);
+    assert_eq!(get_with_token(&format!("{app}/orders"), &access).await.status, 401);
+    // An image or a fetch on the page cannot sign out.
+    let mut c = Browser::default();
+    c.navigate(&format!("{app}/orders"), "carol").await;
+    let reply = c
+        .request(
+            Method::GET,
+            &format!("{app}/.tokengate/logout"),
+            &[("sec-fetch-site", "same-origin"), ("sec-fetch-mode", "no-cors")],
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, 403);
+
+    // A logout token replayed after the user signed in again ends nothing.
+    let token = op.logout_token("web", "carol", "op-session").await;
+    let deliver = |token: String| {
+        let url = format!("{app}/.tokengate/backchannel-logout");
+        async move {
+            let req = http::Request::post(url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(http_body_util::Full::new(bytes::Bytes::from(format!(
+                    "logout_token={token}"
+                ))))
+                .unwrap();
+            send(&http1(), req).await.status
+        }
+    };
+    assert_eq!(deliver(token.clone()).await, 200);
+    let mut again = Browser::default();
+    assert_eq!(again.navigate(&format!("{app}/orders"), "carol").await.status, 200);
+    assert_eq!(deliver(token).await, 400, "a replay is refused");
+    let reply = again
+        .request(
+            Method::GET,
+            &format!("{app}/orders"),
+            &[("accept", "application/json")],
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, 200, "the replay ended the newer session");
+    until_expired(&again, &app).await;
+    let reply = again
+        .request(
+            Method::GET,
+            &format!("{app}/orders"),
+            &[("accept", "application/json")],
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, 200, "the replay ended the newer session's refresh");
     proxy.stop().await;
 }
 

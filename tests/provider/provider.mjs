@@ -6,7 +6,8 @@
 // {"port": N, "backchannel_logout_uri": "http://...", "introspection_secret": "..."}.
 // Prints "listening <issuer>" once it serves.
 //
-// Test-only route: POST /test/backchannel-logout?sub=S&sid=SID[&client=C]
+// Test-only routes: POST /test/logout-token?sub=S&sid=SID&client=C answers
+// the logout token itself (to replay it); POST /test/backchannel-logout?sub=S&sid=SID[&client=C]
 // makes the provider send its real logout token (Client#backchannelLogout,
 // what an end-session does for every client with a back-channel URI) to
 // the client's (default `rp`) backchannel_logout_uri, and answers 204, or
@@ -131,6 +132,22 @@ const provider = new Provider(issuer, {
 const callback = provider.callback();
 const server = http.createServer(async (req, res) => {
   const url = new URL(req.url, issuer);
+  if (req.method === 'POST' && url.pathname === '/test/logout-token') {
+    // The logout token backchannelLogout would send, handed to the test
+    // instead (to replay it).
+    try {
+      const client = await provider.Client.find(url.searchParams.get('client') || 'rp');
+      const token = new provider.IdToken({ sub: url.searchParams.get('sub') }, { client, ctx: undefined });
+      token.mask = { sub: null };
+      token.set('events', { 'http://schemas.openid.net/event/backchannel-logout': {} });
+      token.set('jti', crypto.randomUUID());
+      token.set('sid', url.searchParams.get('sid'));
+      res.writeHead(200, { 'content-type': 'text/plain' }).end(await token.issue({ use: 'logout' }));
+    } catch (e) {
+      res.writeHead(502, { 'content-type': 'text/plain' }).end(String(e));
+    }
+    return;
+  }
   if (req.method === 'POST' && url.pathname === '/test/backchannel-logout') {
     try {
       const client = await provider.Client.find(url.searchParams.get('client') || 'rp');

@@ -177,6 +177,22 @@ impl Op {
         self.backchannel_logout_to("rp", sub, sid).await
     }
 
+    /// A logout token for `client` (`sub`, `sid`), handed over instead of sent.
+    pub async fn logout_token(&self, client: &str, sub: &str, sid: &str) -> String {
+        let req = Request::post(format!(
+            "{}/test/logout-token?sub={}&sid={}&client={}",
+            self.issuer(),
+            urlencode(sub),
+            urlencode(sid),
+            urlencode(client)
+        ))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+        let reply = send(&http1(), req).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.body
+    }
+
     /// [`Op::backchannel_logout`] to `client`'s back-channel URI.
     pub async fn backchannel_logout_to(&self, client: &str, sub: &str, sid: &str) -> super::Reply {
         let req = Request::post(format!(
