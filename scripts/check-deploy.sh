@@ -107,6 +107,8 @@ echo "== docker-compose config"
 echo "ok   deploy/compose/docker-compose.yaml"
 (cd deploy/compose && docker-compose -f docker-compose.yaml -f docker-compose.ha.yaml config -q)
 echo "ok   deploy/compose/docker-compose.yaml + docker-compose.ha.yaml (Sentinel)"
+(cd deploy/compose && docker-compose -f docker-compose.browser.yaml config -q)
+echo "ok   deploy/compose/docker-compose.browser.yaml (browser sign-in)"
 (cd deploy/ingress/compose && docker-compose config -q)
 echo "ok   deploy/ingress/compose/docker-compose.yaml"
 
@@ -128,6 +130,9 @@ cp -r deploy/compose/. "$compose_copy/"
 openssl rand -hex 32 >"$compose_copy/secrets/hs256.key"
 "${tokengate[@]}" check-config "$compose_copy/tokengate.yaml"
 "${tokengate[@]}" check-config "$compose_copy/tokengate-ha.yaml"
+openssl rand -hex 32 >"$compose_copy/secrets/web-client-secret"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$compose_copy/secrets/session-signing.pem" 2>/dev/null
+"${tokengate[@]}" check-config "$compose_copy/tokengate-browser.yaml"
 "${tokengate[@]}" check-config deploy/kubernetes/decision/tokengate.yaml
 mkdir -p "$compose_copy/ingress"
 cp -r deploy/ingress/compose/. "$compose_copy/ingress/"

@@ -475,3 +475,88 @@ async fn prometheus_scrapes_the_admin_port() {
     server.kill().await.unwrap();
     proxy.stop().await;
 }
+
+/// The browser sign-in compose example (deploy/compose/README.md, "Browser
+/// sign-in") without Docker: its development provider (`dev-provider/
+/// provider.mjs`, with the tests' oidc-provider beside it) and its
+/// tokengate-browser.yaml in front of an app and a real Redis, with the
+/// compose names replaced by loopback addresses; a browser signs in through
+/// the provider's login and consent pages and reaches the app as that user.
+#[tokio::test]
+async fn compose_browser_walkthrough_signs_a_browser_in() {
+    let dir = temp_dir("compose-browser");
+    std::fs::create_dir_all(dir.join("secrets")).unwrap();
+    // Step 1: a client secret shared by the provider and tokengate, and the
+    // session signing key.
+    std::fs::write(
+        dir.join("secrets/web-client-secret"),
+        "0123456789abcdef0123456789abcdef\n",
+    )
+    .unwrap();
+    std::fs::copy(
+        fixtures().join("keys/ec256.key.pem"),
+        dir.join("secrets/session-signing.pem"),
+    )
+    .unwrap();
+    // The provider script as shipped, with the tests' node_modules beside it.
+    std::fs::copy(deploy("compose/dev-provider/provider.mjs"), dir.join("provider.mjs")).unwrap();
+    let modules = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/provider/node_modules");
+    assert!(modules.is_dir(), "run scripts/test.sh (it installs oidc-provider)");
+    std::os::unix::fs::symlink(&modules, dir.join("node_modules")).unwrap();
+
+    let redis = RedisServer::start();
+    let op_port = free_port();
+    let issuer = format!("http://127.0.0.1:{op_port}");
+    let secrets = dir.join("secrets").display().to_string();
+    let text = substitute(
+        std::fs::read_to_string(deploy("compose/tokengate-browser.yaml")).unwrap(),
+        &[
+            ("http://oidc.localhost:9000", &issuer),
+            ("0.0.0.0:8080", "127.0.0.1:0"),
+            ("0.0.0.0:9090", "127.0.0.1:0"),
+            ("http://app:3000", "http://{upstream}"),
+            ("http://localhost:8080", "http://127.0.0.1:{proxy_port}"),
+            ("redis://redis:6379", &redis.url()),
+            ("secrets/", &format!("{secrets}/")),
+        ],
+    );
+    let proxy = TestProxy::start_bound(&text, start_echo().await).await;
+    let app = format!("http://127.0.0.1:{}", proxy.addr.port());
+    let mut provider = tokio::process::Command::new("node")
+        .arg(dir.join("provider.mjs"))
+        .env("ISSUER", &issuer)
+        .env("PORT", op_port.to_string())
+        .env("APP_URL", &app)
+        .env("BACKCHANNEL_URL", format!("{app}/.tokengate/backchannel-logout"))
+        .env("CLIENT_SECRET_FILE", dir.join("secrets/web-client-secret"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(provider.stdout.take().unwrap()));
+    let listening = tokio::time::timeout(DEADLINE, async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.starts_with("listening ") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(listening, Ok(true), "the development provider did not start");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    ready(&proxy).await;
+
+    // Step 3: a browser asks for a page, signs in, and the app sees the user.
+    let mut b = support::browser::Browser::default();
+    let page = b.navigate(&format!("{app}/orders"), "dana").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert_eq!(page.upstream_header("x-auth-subject").as_deref(), Some("dana"));
+    assert_eq!(
+        page.upstream_header("x-auth-email").as_deref(),
+        Some("dana@example.test")
+    );
+    let _ = provider.kill().await;
+    proxy.stop().await;
+}
