@@ -66,14 +66,30 @@ async fn start_with(name: &str, extra: &str) -> (TestProxy, Op, String) {
 
 /// [`start_with`] in front of `upstream`.
 async fn start_before(name: &str, extra: &str, upstream: std::net::SocketAddr) -> (TestProxy, Op, String) {
+    start_full(name, extra, upstream, None).await
+}
+
+/// [`start_before`]; with `public_key_pem`, the provider's `web` client
+/// takes private_key_jwt under that key.
+async fn start_full(
+    name: &str,
+    extra: &str,
+    upstream: std::net::SocketAddr,
+    public_key_pem: Option<&str>,
+) -> (TestProxy, Op, String) {
     let dir = temp_dir(name);
     let secret = dir.join("web-secret");
     std::fs::write(&secret, WEB_CLIENT.1).unwrap();
     let op_port = free_port();
     let issuer = format!("http://127.0.0.1:{op_port}");
-    let proxy = TestProxy::start_bound(&config(&issuer, &secret.display().to_string(), extra), upstream).await;
+    let mut yaml = config(&issuer, &secret.display().to_string(), extra);
+    if extra.contains("private_key_jwt") {
+        // No secret at all: the key is the only credential.
+        yaml = yaml.replace(&format!("    secret_file: \"{}\"\n", secret.display()), "");
+    }
+    let proxy = TestProxy::start_bound(&yaml, upstream).await;
     let app = format!("http://127.0.0.1:{}", proxy.addr.port());
-    let op = Op::start_web(op_port, &app).await;
+    let op = Op::start_web_with(op_port, &app, public_key_pem).await;
     let ready = wait_until(DEADLINE, || async {
         get(&format!("http://{}/readyz", proxy.admin), &[]).await.status == 200
     })
@@ -415,6 +431,54 @@ async fn the_callback_refuses_forgeries_replays_and_other_origins() {
     // The form may go to the provider, and follow its redirect back here.
     assert!(csp.ends_with(&format!("form-action {} {app}", op.issuer())), "{csp}");
     assert!(victim.cookie(&host(&app), "tokengate-access").is_none());
+    proxy.stop().await;
+}
+
+/// `auth_method: private_key_jwt`: the code exchange is authenticated by an
+/// assertion signed with the client's key (the provider knows only the
+/// public key; the client secret is not configured), and a browser only
+/// covered below `/app/` is signed in there and nowhere else.
+#[tokio::test]
+async fn private_key_jwt_signs_the_exchange_and_cookies_stay_on_their_routes() {
+    let public = std::fs::read_to_string(fixtures().join("keys/ec256.pub.pem")).unwrap();
+    let extra = "    auth_method: private_key_jwt\n    private_key_file: keys/ec256.key.pem\n    key_id: web-key-1\n    prefixes: [/app/]\n";
+    let (proxy, _op, app) = start_full("browser-pkjwt", extra, start_echo().await, Some(&public)).await;
+    let mut b = Browser::default();
+    let page = b.navigate(&format!("{app}/app/orders"), "erin").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(page.upstream_header("x-auth-subject").as_deref(), Some("erin"));
+    assert_eq!(signins(&proxy, "signed_in").await, 1.0);
+    // Outside the covered prefix the cookies are neither read nor a reason
+    // to send anyone to sign in; they do not reach the app either.
+    let reply = b
+        .request(
+            Method::GET,
+            &format!("{app}/other"),
+            &[("accept", "application/json")],
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, 401);
+    let reply = b
+        .request(
+            Method::GET,
+            &format!("{app}/other"),
+            &[("accept", "text/html"), ("sec-fetch-mode", "navigate")],
+            None,
+        )
+        .await;
+    assert_eq!(
+        reply.status, 401,
+        "a navigation outside the covered routes was sent to sign in"
+    );
+    let reply = b.request(Method::GET, &format!("{app}/public/x"), &[], None).await;
+    assert_eq!(reply.status, 200);
+    assert!(
+        !reply
+            .upstream_header("cookie")
+            .unwrap_or_default()
+            .contains("tokengate-")
+    );
     proxy.stop().await;
 }
 

@@ -216,7 +216,7 @@ impl Browser {
                         "unavailable",
                         "the identity provider could not be reached; start again shortly\n",
                     ),
-                    SignInError::CodeRefused(_) => refuse(
+                    SignInError::CodeRefused(..) => refuse(
                         StatusCode::UNAUTHORIZED,
                         "code_refused",
                         "the identity provider refused this sign-in (a used or expired code); start again\n",

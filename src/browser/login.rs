@@ -51,9 +51,9 @@ pub struct Signer {
 }
 
 impl Signer {
-    /// A signer keyed by `secret` (the client secret, which every sidecar of
-    /// the app holds), under a label of its own so the key is used for
-    /// nothing else.
+    /// A signer keyed by `secret` (the client secret or the client's key
+    /// file, which every sidecar of the app holds), under a label of its own
+    /// so the key is used for nothing else.
     pub fn new(secret: &[u8]) -> Signer {
         let derive = hmac::Key::new(hmac::HMAC_SHA256, b"tokengate browser sign-in state v1");
         let key = hmac::sign(&derive, secret);

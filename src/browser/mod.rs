@@ -78,7 +78,7 @@ impl Browser {
         registry.register(Box::new(results.clone()))?;
         Ok(Browser {
             cookies: Cookies::new(!config.insecure_http),
-            signer: Signer::new(config.client_secret.as_bytes()),
+            signer: Signer::new(&config.cookie_key),
             client: https_client(config.ca.as_deref(), Duration::from_secs(5)),
             path_prefix: path_prefix.to_owned(),
             sessions,

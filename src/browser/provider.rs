@@ -9,7 +9,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use serde_json::{Map, Value};
 
 use super::login::Login;
-use crate::config::{BrowserConfig, ClientAuth};
+use crate::config::{AssertionKey, BrowserConfig, ClientAuth};
 use crate::jwks::fetch::HttpClient;
 
 /// Largest token response read.
@@ -24,9 +24,10 @@ pub enum SignInError {
     /// The token endpoint did not answer usably (503).
     #[error("token endpoint: {0}")]
     Unreachable(String),
-    /// The token endpoint refused the code: replayed, expired, or not ours (401).
-    #[error("the provider refused the code ({0})")]
-    CodeRefused(StatusCode),
+    /// The token endpoint refused the code (replayed, expired, not ours) or
+    /// the client's credentials (401).
+    #[error("the provider refused the code ({0}: {1} {2})")]
+    CodeRefused(StatusCode, String, String),
     /// The ID token failed a check (401).
     #[error("ID token: {0}")]
     IdToken(&'static str),
@@ -65,7 +66,17 @@ pub async fn exchange(
             .append_pair("code", code)
             .append_pair("redirect_uri", redirect_uri)
             .append_pair("code_verifier", verifier);
-        if config.auth_method == ClientAuth::Post {
+        if let Some(key) = &config.assertion {
+            // RFC 7523 §2.2 / OIDC Core §9: the client proves itself with a
+            // short-lived JWT signed by its key.
+            let assertion = client_assertion(key, &config.client_id, &endpoint.to_string())?;
+            form.append_pair("client_id", &config.client_id)
+                .append_pair(
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                )
+                .append_pair("client_assertion", &assertion);
+        } else if config.auth_method == ClientAuth::Post {
             form.append_pair("client_id", &config.client_id)
                 .append_pair("client_secret", &config.client_secret);
         }
@@ -75,7 +86,7 @@ pub async fn exchange(
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .header(header::ACCEPT, "application/json")
         .header(header::USER_AGENT, concat!("tokengate/", env!("CARGO_PKG_VERSION")));
-    if config.auth_method == ClientAuth::Basic {
+    if config.assertion.is_none() && config.auth_method == ClientAuth::Basic {
         // RFC 6749 §2.3.1: each part form-encoded before joining.
         let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
         let pair = format!("{}:{}", enc(&config.client_id), enc(&config.client_secret));
@@ -102,7 +113,21 @@ pub async fn exchange(
         .await
         .map_err(|_| SignInError::Unreachable("no answer in 10s".into()))??;
     if status == StatusCode::BAD_REQUEST || status == StatusCode::UNAUTHORIZED {
-        return Err(SignInError::CodeRefused(status));
+        // The provider's own words, for the log (RFC 6749 §5.2 codes are
+        // fixed words; the description is bounded).
+        let doc = crate::json::unique_object(&body);
+        let field = |k: &str| {
+            doc.as_ref()
+                .and_then(|d| d.get(k))
+                .and_then(Value::as_str)
+                .map(|v| v.chars().take(200).collect::<String>())
+                .unwrap_or_default()
+        };
+        return Err(SignInError::CodeRefused(
+            status,
+            field("error"),
+            field("error_description"),
+        ));
     }
     if status != StatusCode::OK {
         return Err(SignInError::Unreachable(format!("status {status}")));
@@ -113,6 +138,20 @@ pub async fn exchange(
         Some(Value::String(t)) if !t.is_empty() => Ok(t.clone()),
         _ => Err(SignInError::IdToken("the token response has no id_token")),
     }
+}
+
+/// A `private_key_jwt` assertion for `audience` (the token endpoint): `iss`
+/// and `sub` the client, a fresh `jti`, one minute of life.
+fn client_assertion(key: &AssertionKey, client_id: &str, audience: &str) -> Result<String, SignInError> {
+    let now = crate::clock::unix_now();
+    let jti = super::login::random_b64(16).ok_or_else(|| SignInError::Unreachable("no randomness".into()))?;
+    let claims = serde_json::json!({
+        "iss": client_id, "sub": client_id, "aud": audience,
+        "jti": jti, "iat": now, "exp": now + 60,
+    });
+    let mut header = jsonwebtoken::Header::new(key.algorithm);
+    header.kid = key.kid.clone();
+    jsonwebtoken::encode(&header, &claims, &key.key).map_err(|e| SignInError::Unreachable(e.to_string()))
 }
 
 /// OIDC Core §3.1.3.7 on claims whose signature and issuer were verified:
@@ -218,6 +257,8 @@ mod tests {
             client_id: "tg app".into(),
             client_secret: "s".repeat(16),
             auth_method: ClientAuth::Basic,
+            assertion: None,
+            cookie_key: b"s".repeat(16),
             scopes: vec!["openid".into(), "email".into()],
             claims: vec![],
             public_origin: "https://app".into(),

@@ -78,10 +78,17 @@ pub struct BrowserConfig {
     pub issuer: String,
     /// tokengate's client at the provider.
     pub client_id: String,
-    /// Its secret (also the key the sign-in cookies are signed with).
+    /// Its secret; empty with `private_key_jwt`.
     pub client_secret: String,
-    /// How the secret is presented at the token endpoint.
+    /// How the secret is presented at the token endpoint (unless
+    /// `assertion` is set).
     pub auth_method: ClientAuth,
+    /// `private_key_jwt` (RFC 7523): the key that signs the client's
+    /// assertion at the token endpoint, instead of a secret.
+    pub assertion: Option<AssertionKey>,
+    /// What the sign-in cookies are signed with: the client secret, or the
+    /// assertion key's file (every sidecar of the app holds either).
+    pub cookie_key: Vec<u8>,
     /// Scopes asked for; always includes `openid`.
     pub scopes: Vec<String>,
     /// ID token claims copied into the session (and so into its access tokens).
@@ -104,6 +111,17 @@ pub struct BrowserConfig {
     /// Trust anchors for the provider's token endpoint: the issuer's
     /// `jwks.ca_file`, or the compiled-in web PKI roots.
     pub ca: Option<Vec<rustls_pki_types::CertificateDer<'static>>>,
+}
+
+/// The key of a `private_key_jwt` client.
+#[derive(Clone)]
+pub struct AssertionKey {
+    /// Its algorithm (ES256, RS256, EdDSA, ...).
+    pub algorithm: Algorithm,
+    /// `kid` in the assertion's header, if configured.
+    pub kid: Option<String>,
+    /// The private key.
+    pub key: EncodingKey,
 }
 
 impl BrowserConfig {
@@ -144,7 +162,8 @@ impl SessionsConfig {
             self.control.listen,
             self.control.secret.is_some(),
             self.browser.as_ref().map(|b| {
-                let secret = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b.client_secret.as_bytes());
+                // The secret, or the private_key_jwt key file.
+                let secret = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &b.cookie_key);
                 (
                     secret.as_ref().to_vec(),
                     b,

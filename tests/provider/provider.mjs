@@ -12,6 +12,7 @@
 // what an end-session does for every client with a back-channel URI) to
 // the client's (default `rp`) backchannel_logout_uri, and answers 204, or
 // 502 with why.
+import { createPublicKey } from 'node:crypto';
 import http from 'node:http';
 import * as jose from 'jose';
 import Provider from 'oidc-provider';
@@ -58,9 +59,19 @@ const clients = [
   },
 ];
 if (config.web) {
+  // With `public_key_pem`, the client authenticates with private_key_jwt
+  // (its public key registered here) instead of its secret.
+  const pkjwt = config.web.public_key_pem
+    ? {
+      token_endpoint_auth_method: 'private_key_jwt',
+      token_endpoint_auth_signing_alg: 'ES256',
+      jwks: { keys: [{ ...createPublicKey(config.web.public_key_pem).export({ format: 'jwk' }), alg: 'ES256', use: 'sig', kid: config.web.key_id }] },
+    }
+    : {};
   clients.push({
     // Browser sign-in through tokengate (its `sessions.browser`).
     client_id: 'web', client_secret: 'web-client-secret-0123456789abcdef',
+    ...pkjwt,
     grant_types: ['authorization_code'], response_types: ['code'],
     redirect_uris: [config.web.redirect_uri],
     post_logout_redirect_uris: config.web.post_logout_redirect_uri ? [config.web.post_logout_redirect_uri] : [],

@@ -41,12 +41,22 @@ impl Op {
     /// at `app` (its origin: callback, sign-out return and back-channel
     /// logout under it), with the development login and consent pages.
     pub async fn start_web(port: u16, app: &str) -> Op {
+        Op::start_web_with(port, app, None).await
+    }
+
+    /// [`Op::start_web`]; with `public_key_pem`, the `web` client
+    /// authenticates with private_key_jwt under that key (kid `web-key-1`).
+    pub async fn start_web_with(port: u16, app: &str, public_key_pem: Option<&str>) -> Op {
         let mut config = json!({ "port": port, "introspection_secret": TOKENGATE_CLIENT.1 });
         config["web"] = json!({
             "redirect_uri": format!("{app}/.tokengate/callback"),
             "post_logout_redirect_uri": format!("{app}/"),
             "backchannel_logout_uri": format!("{app}/.tokengate/backchannel-logout"),
         });
+        if let Some(pem) = public_key_pem {
+            config["web"]["public_key_pem"] = pem.into();
+            config["web"]["key_id"] = "web-key-1".into();
+        }
         let mut op = Op {
             port,
             config,

@@ -38,35 +38,52 @@ pub(super) fn browser(
             String::new()
         }
     };
-    let client_secret = secret(
-        c,
-        p,
-        (raw.secret_file.as_ref(), raw.secret_env.as_ref()),
-        None,
-        "needs exactly one of secret_file or secret_env (the client secret)",
-    )
-    .and_then(|s| match String::from_utf8(s) {
-        Ok(s) if s.len() >= 16 => Some(s),
-        _ => {
-            c.problem(
-                p,
-                None,
-                "the client secret must be UTF-8 text of at least 16 bytes (it also keys the sign-in cookies)",
-            );
-            None
-        }
-    });
+    let private_key_jwt = raw.auth_method.as_ref().is_some_and(|m| m.value == "private_key_jwt");
     let auth_method = match raw.auth_method.as_ref().map(|m| (m, m.value.as_str())) {
-        None | Some((_, "client_secret_basic")) => ClientAuth::Basic,
+        None | Some((_, "client_secret_basic" | "private_key_jwt")) => ClientAuth::Basic,
         Some((_, "client_secret_post")) => ClientAuth::Post,
         Some((m, _)) => {
             c.problem(
                 format!("{p}.auth_method"),
                 line(m),
-                "must be client_secret_basic (default) or client_secret_post",
+                "must be client_secret_basic (default), client_secret_post or private_key_jwt",
             );
             ClientAuth::Basic
         }
+    };
+    let (client_secret, assertion, cookie_key) = if private_key_jwt {
+        match assertion_key(c, p, raw) {
+            Some((key, pem)) => (Some(String::new()), Some(key), Some(pem)),
+            None => (Some(String::new()), None, None),
+        }
+    } else {
+        if raw.private_key_file.is_some() {
+            c.problem(
+                format!("{p}.private_key_file"),
+                raw.private_key_file.as_ref().and_then(line),
+                "is for auth_method: private_key_jwt",
+            );
+        }
+        let secret = secret(
+            c,
+            p,
+            (raw.secret_file.as_ref(), raw.secret_env.as_ref()),
+            None,
+            "needs exactly one of secret_file or secret_env (the client secret), or auth_method: private_key_jwt",
+        )
+        .and_then(|s| match String::from_utf8(s) {
+            Ok(s) if s.len() >= 16 => Some(s),
+            _ => {
+                c.problem(
+                    p,
+                    None,
+                    "the client secret must be UTF-8 text of at least 16 bytes (it also keys the sign-in cookies)",
+                );
+                None
+            }
+        });
+        let key = secret.as_ref().map(|s| s.as_bytes().to_vec());
+        (secret, None, key)
     };
     let mut scopes: Vec<String> = raw
         .scopes
@@ -178,6 +195,8 @@ pub(super) fn browser(
         client_id,
         client_secret: client_secret?,
         auth_method,
+        assertion,
+        cookie_key: cookie_key?,
         scopes,
         claims,
         public_origin: public_origin?,
@@ -188,6 +207,62 @@ pub(super) fn browser(
         login_timeout,
         ca,
     })
+}
+
+/// The `private_key_jwt` key: a PEM private key of `key_algorithm`
+/// (ES256 by default), checked by signing a test assertion; with the
+/// file's bytes (they key the sign-in cookies).
+fn assertion_key(c: &mut Check<'_>, p: &str, raw: &RawBrowser) -> Option<(AssertionKey, Vec<u8>)> {
+    let Some(file) = &raw.private_key_file else {
+        c.problem(
+            format!("{p}.private_key_file"),
+            None,
+            "auth_method: private_key_jwt needs the client's private key (PEM)",
+        );
+        return None;
+    };
+    let apath = format!("{p}.key_algorithm");
+    let algorithm = match raw.key_algorithm.as_ref().map(|a| a.value.as_str()).unwrap_or("ES256") {
+        "ES256" => Algorithm::ES256,
+        "ES384" => Algorithm::ES384,
+        "RS256" => Algorithm::RS256,
+        "PS256" => Algorithm::PS256,
+        "EdDSA" => Algorithm::EdDSA,
+        other => {
+            c.problem(
+                apath,
+                raw.key_algorithm.as_ref().and_then(line),
+                format!("`{other}`: use ES256 (default), ES384, RS256, PS256 or EdDSA"),
+            );
+            return None;
+        }
+    };
+    let fpath = format!("{p}.private_key_file");
+    let pem = c.read(&fpath, file)?;
+    let key = match algorithm {
+        Algorithm::ES256 | Algorithm::ES384 => EncodingKey::from_ec_pem(&pem),
+        Algorithm::EdDSA => EncodingKey::from_ed_pem(&pem),
+        _ => EncodingKey::from_rsa_pem(&pem),
+    };
+    let usable = key.ok().filter(|k| {
+        jsonwebtoken::encode(&jsonwebtoken::Header::new(algorithm), &serde_json::json!({"t": 1}), k).is_ok()
+    });
+    let Some(key) = usable else {
+        c.problem(
+            fpath,
+            line(file),
+            format!("not a PEM private key that signs {algorithm:?}"),
+        );
+        return None;
+    };
+    Some((
+        AssertionKey {
+            algorithm,
+            kid: raw.key_id.as_ref().map(|k| k.value.clone()),
+            key,
+        },
+        pem,
+    ))
 }
 
 /// `scheme://host[:port]` of `v`: https, or http to loopback with
@@ -267,6 +342,26 @@ sessions:
         check(&[
             (&config(op, &ok), &[]),
             (
+                &config(
+                    op,
+                    "issuer: \"https://op.example\", client_id: web, public_url: \"https://app.example\", auth_method: private_key_jwt",
+                ),
+                &[
+                    "sessions.browser.private_key_file: auth_method: private_key_jwt needs the client's private key (PEM)",
+                ],
+            ),
+            (
+                &config(
+                    op,
+                    &format!("{ok}, auth_method: private_key_jwt, private_key_file: k.pem, key_algorithm: HS256"),
+                ),
+                &["sessions.browser.key_algorithm: `HS256`: use ES256 (default), ES384, RS256, PS256 or EdDSA"],
+            ),
+            (
+                &config(op, &format!("{ok}, private_key_file: k.pem")),
+                &["sessions.browser.private_key_file: is for auth_method: private_key_jwt"],
+            ),
+            (
                 &config(op, &ok).replace("sessions:\n", "sessions:\n  reuse_grace: 0s\n"),
                 &[
                     "sessions.reuse_grace: must be more than 0s with sessions.browser: a page's parallel requests on several sidecars spend one refresh cookie at once (default with browser: 10s)",
@@ -295,7 +390,7 @@ sessions:
                 &config(op, "issuer: \"https://op.example\""),
                 &[
                     "sessions.browser.client_id: must name tokengate's client at the provider",
-                    "sessions.browser: needs exactly one of secret_file or secret_env (the client secret)",
+                    "sessions.browser: needs exactly one of secret_file or secret_env (the client secret), or auth_method: private_key_jwt",
                     "sessions.browser.public_url: is required: the origin browsers reach the app at (https://app.example.com); the provider sends them back to its callback",
                 ],
             ),
@@ -343,11 +438,11 @@ sessions:
                 &config(
                     op,
                     &format!(
-                        "{ok}, claims: [sub, sid, email], scopes: [\"two words\"], prefixes: [/a/../b], post_logout_redirect_uri: /bye, auth_method: private_key_jwt, login_timeout: 0s, end_session: delete"
+                        "{ok}, claims: [sub, sid, email], scopes: [\"two words\"], prefixes: [/a/../b], post_logout_redirect_uri: /bye, auth_method: tls_client_auth, login_timeout: 0s, end_session: delete"
                     ),
                 ),
                 &[
-                    "sessions.browser.auth_method: must be client_secret_basic (default) or client_secret_post",
+                    "sessions.browser.auth_method: must be client_secret_basic (default), client_secret_post or private_key_jwt",
                     "sessions.browser.scopes: each scope is one word of visible ASCII",
                     "sessions.browser.claims: `sub` is set by the session service itself and cannot be copied",
                     "sessions.browser.claims: `sid` is set by the session service itself and cannot be copied",
