@@ -390,14 +390,7 @@ async fn the_callback_refuses_forgeries_replays_and_other_origins() {
     planted
         .jar
         .insert((host(&app), "__Host-tokengate-access".into()), token.clone());
-    let reply = planted
-        .request(
-            Method::GET,
-            &format!("{app}/orders"),
-            &[("accept", "application/json")],
-            None,
-        )
-        .await;
+    let reply = planted.fetch(&format!("{app}/orders")).await;
     assert_eq!(reply.status, 401);
     // `end_session: post`: sign-out is a page that POSTs the ID token as
     // the hint (never in a URL), under a CSP allowing its one script.
@@ -450,14 +443,7 @@ async fn private_key_jwt_signs_the_exchange_and_cookies_stay_on_their_routes() {
     assert_eq!(signins(&proxy, "signed_in").await, 1.0);
     // Outside the covered prefix the cookies are neither read nor a reason
     // to send anyone to sign in; they do not reach the app either.
-    let reply = b
-        .request(
-            Method::GET,
-            &format!("{app}/other"),
-            &[("accept", "application/json")],
-            None,
-        )
-        .await;
+    let reply = b.fetch(&format!("{app}/other")).await;
     assert_eq!(reply.status, 401);
     let reply = b
         .request(
@@ -583,14 +569,7 @@ async fn neighbours_apps_and_pages_cannot_fix_steal_or_bomb_the_session() {
     // may keep it, even where the app said `public`; on a route the
     // session may not use (403), the new cookies still come.
     until_expired(&b, &app).await;
-    let reply = b
-        .request(
-            Method::GET,
-            &format!("{app}/orders"),
-            &[("accept", "application/json")],
-            None,
-        )
-        .await;
+    let reply = b.fetch(&format!("{app}/orders")).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.headers["cache-control"], "private, no-store");
     assert!(
@@ -602,28 +581,14 @@ async fn neighbours_apps_and_pages_cannot_fix_steal_or_bomb_the_session() {
     );
     until_expired(&b, &app).await;
     let before = b.cookie(&h, "tokengate-refresh").unwrap().to_owned();
-    let reply = b
-        .request(
-            Method::GET,
-            &format!("{app}/admin/x"),
-            &[("accept", "application/json")],
-            None,
-        )
-        .await;
+    let reply = b.fetch(&format!("{app}/admin/x")).await;
     assert_eq!(reply.status, 403);
     let after = b.cookie(&h, "tokengate-refresh").unwrap().to_owned();
     assert_ne!(
         before, after,
         "a refusal after an in-line refresh lost the new refresh token"
     );
-    let reply = b
-        .request(
-            Method::GET,
-            &format!("{app}/orders"),
-            &[("accept", "application/json")],
-            None,
-        )
-        .await;
+    let reply = b.fetch(&format!("{app}/orders")).await;
     assert_eq!(reply.status, 200, "the session survived the 403");
 
     // A cookie bomb: a long return address becomes `/`, and a fourth
@@ -699,24 +664,10 @@ async fn neighbours_apps_and_pages_cannot_fix_steal_or_bomb_the_session() {
     let mut again = Browser::default();
     assert_eq!(again.navigate(&format!("{app}/orders"), "carol").await.status, 200);
     assert_eq!(deliver(token).await, 400, "a replay is refused");
-    let reply = again
-        .request(
-            Method::GET,
-            &format!("{app}/orders"),
-            &[("accept", "application/json")],
-            None,
-        )
-        .await;
+    let reply = again.fetch(&format!("{app}/orders")).await;
     assert_eq!(reply.status, 200, "the replay ended the newer session");
     until_expired(&again, &app).await;
-    let reply = again
-        .request(
-            Method::GET,
-            &format!("{app}/orders"),
-            &[("accept", "application/json")],
-            None,
-        )
-        .await;
+    let reply = again.fetch(&format!("{app}/orders")).await;
     assert_eq!(reply.status, 200, "the replay ended the newer session's refresh");
     proxy.stop().await;
 }

@@ -535,16 +535,10 @@ async fn compose_browser_walkthrough_signs_a_browser_in() {
         .spawn()
         .unwrap();
     let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(provider.stdout.take().unwrap()));
-    let listening = tokio::time::timeout(DEADLINE, async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if line.starts_with("listening ") {
-                return true;
-            }
-        }
-        false
-    })
-    .await;
-    assert_eq!(listening, Ok(true), "the development provider did not start");
+    assert!(
+        support::op::listening(&mut lines).await,
+        "the development provider did not start"
+    );
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     ready(&proxy).await;
 

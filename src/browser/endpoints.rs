@@ -202,48 +202,37 @@ impl Browser {
         let Some(code) = text("code") else {
             return refuse(StatusCode::BAD_REQUEST, "bad_request", "no code\n");
         };
-        match self.finish(auth, code, &login).await {
+        let failure = match self.finish(auth, code, &login).await {
             Ok(mut cookies) => {
                 cookies.extend(clear_login);
                 self.count("signed_in");
-                see_other(same_origin_path(&login.return_to), cookies)
+                return see_other(same_origin_path(&login.return_to), cookies);
             }
-            Err(Finish::SignIn(e)) => {
-                tracing::info!(error = %e, "browser sign-in failed");
-                match e {
-                    SignInError::NoMetadata | SignInError::Unreachable(_) => refuse(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "unavailable",
-                        "the identity provider could not be reached; start again shortly\n",
-                    ),
-                    SignInError::CodeRefused(..) => refuse(
-                        StatusCode::UNAUTHORIZED,
-                        "code_refused",
-                        "the identity provider refused this sign-in (a used or expired code); start again\n",
-                    ),
-                    SignInError::IdToken(_) => refuse(
-                        StatusCode::UNAUTHORIZED,
-                        "bad_id_token",
-                        "the sign-in could not be verified\n",
-                    ),
-                }
-            }
-            Err(Finish::Auth(e)) => {
-                tracing::info!(error = %e, "browser sign-in: the ID token failed verification");
-                refuse(
-                    StatusCode::UNAUTHORIZED,
-                    "bad_id_token",
-                    "the sign-in could not be verified\n",
-                )
-            }
-            Err(Finish::Session(e)) => {
-                tracing::warn!(error = %e, "browser sign-in: no session could be opened");
-                refuse(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "the session could not be opened; start again shortly\n",
-                )
-            }
+            Err(failure) => failure,
+        };
+        // The cause goes to the log; the browser gets one of three answers.
+        tracing::info!(error = %failure, "browser sign-in failed");
+        match failure {
+            Finish::SignIn(SignInError::NoMetadata | SignInError::Unreachable(_)) => refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the identity provider could not be reached; start again shortly\n",
+            ),
+            Finish::Session(_) => refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the session could not be opened; start again shortly\n",
+            ),
+            Finish::SignIn(SignInError::CodeRefused(..)) => refuse(
+                StatusCode::UNAUTHORIZED,
+                "code_refused",
+                "the identity provider refused this sign-in (a used or expired code); start again\n",
+            ),
+            Finish::SignIn(SignInError::IdToken(_)) | Finish::Auth(_) => refuse(
+                StatusCode::UNAUTHORIZED,
+                "bad_id_token",
+                "the sign-in could not be verified\n",
+            ),
         }
     }
 
@@ -429,8 +418,12 @@ fn html(s: &str) -> String {
 }
 
 /// Why finishing a sign-in failed.
+#[derive(Debug, thiserror::Error)]
 enum Finish {
+    #[error("{0}")]
     SignIn(SignInError),
+    #[error("the ID token failed verification: {0}")]
     Auth(crate::auth::AuthError),
+    #[error("no session could be opened: {0}")]
     Session(SessionError),
 }

@@ -102,6 +102,12 @@ impl Browser {
         reply
     }
 
+    /// A script's GET of `url` (`Accept: application/json`) with the cookies.
+    pub async fn fetch(&mut self, url: &str) -> Reply {
+        self.request(Method::GET, url, &[("accept", "application/json")], None)
+            .await
+    }
+
     /// A navigation to `url` (typed, or followed) and its redirects; at the
     /// provider's login and consent pages, submits them as `login`. Returns
     /// the first answer that is neither a redirect nor a provider form.

@@ -107,16 +107,7 @@ impl Op {
             }
             kept
         });
-        let listening = tokio::time::timeout(DEADLINE, async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if line.starts_with("listening ") {
-                    return true;
-                }
-            }
-            false
-        })
-        .await;
-        if listening != Ok(true) {
+        if !listening(&mut lines).await {
             let _ = child.kill().await;
             let why = stderr.await.unwrap_or_default();
             panic!("the provider did not start on port {}: {why}", self.port);
@@ -189,24 +180,15 @@ impl Op {
 
     /// A logout token for `client` (`sub`, `sid`), handed over instead of sent.
     pub async fn logout_token(&self, client: &str, sub: &str, sid: &str) -> String {
-        let req = Request::post(format!(
-            "{}/test/logout-token?sub={}&sid={}&client={}",
-            self.issuer(),
-            urlencode(sub),
-            urlencode(sid),
-            urlencode(client)
-        ))
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-        let reply = send(&http1(), req).await;
+        let reply = self.test_route("logout-token", client, sub, sid).await;
         assert_eq!(reply.status, 200, "{}", reply.body);
         reply.body
     }
 
-    /// [`Op::backchannel_logout`] to `client`'s back-channel URI.
-    pub async fn backchannel_logout_to(&self, client: &str, sub: &str, sid: &str) -> super::Reply {
+    /// A POST to the provider's test route `/test/{route}` for `client`, `sub`, `sid`.
+    async fn test_route(&self, route: &str, client: &str, sub: &str, sid: &str) -> super::Reply {
         let req = Request::post(format!(
-            "{}/test/backchannel-logout?sub={}&sid={}&client={}",
+            "{}/test/{route}?sub={}&sid={}&client={}",
             self.issuer(),
             urlencode(sub),
             urlencode(sid),
@@ -216,6 +198,25 @@ impl Op {
         .unwrap();
         send(&http1(), req).await
     }
+
+    /// [`Op::backchannel_logout`] to `client`'s back-channel URI.
+    pub async fn backchannel_logout_to(&self, client: &str, sub: &str, sid: &str) -> super::Reply {
+        self.test_route("backchannel-logout", client, sub, sid).await
+    }
+}
+
+/// Waits (up to [`DEADLINE`]) for a provider's `listening ...` line.
+pub async fn listening<R: tokio::io::AsyncBufRead + Unpin>(lines: &mut tokio::io::Lines<R>) -> bool {
+    let seen = tokio::time::timeout(DEADLINE, async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.starts_with("listening ") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    seen == Ok(true)
 }
 
 fn urlencode(s: &str) -> String {

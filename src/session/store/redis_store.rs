@@ -143,13 +143,7 @@ impl RedisStore {
         };
         let mut conn = shared.get().await?;
         let keys = self.keys();
-        let mut invocation = script.key(&keys.sid);
-        invocation
-            .key(&keys.seq)
-            .key(&keys.sub)
-            .arg(&keys.tag)
-            .arg(&keys.channel);
-        args(&mut invocation);
+        let mut invocation = self.invocation(script, args);
         // Last, as the guard reads them: a script Redis runs after the
         // caller gave up changes nothing, so a 503 means nothing changed,
         // and a resend of this call cannot run it twice.
@@ -164,6 +158,16 @@ impl RedisStore {
         args: impl FnOnce(&mut redis::ScriptInvocation<'_>),
     ) -> Result<Vec<redis::Value>, StoreError> {
         let mut conn = self.conn.get().await?;
+        let invocation = self.invocation(script, args);
+        self.invoke(&self.conn, &mut conn, &invocation, false).await
+    }
+
+    /// `script` with the common keys and args, then `args`.
+    fn invocation<'s>(
+        &self,
+        script: &'s redis::Script,
+        args: impl FnOnce(&mut redis::ScriptInvocation<'_>),
+    ) -> redis::ScriptInvocation<'s> {
         let keys = self.keys();
         let mut invocation = script.key(&keys.sid);
         invocation
@@ -172,7 +176,7 @@ impl RedisStore {
             .arg(&keys.tag)
             .arg(&keys.channel);
         args(&mut invocation);
-        self.invoke(&self.conn, &mut conn, &invocation, false).await
+        invocation
     }
 
     async fn invoke(
