@@ -488,6 +488,8 @@ async fn cookie_app() -> std::net::SocketAddr {
                     let mut r = http::Response::new(http_body_util::Full::new(bytes::Bytes::from(body)));
                     let h = r.headers_mut();
                     h.insert("cache-control", "public, max-age=600".parse().unwrap());
+                    h.insert("cdn-cache-control", "max-age=600".parse().unwrap());
+                    h.insert("surrogate-control", "max-age=600".parse().unwrap());
                     for c in [
                         "tokengate-access=fixed; Path=/",
                         "__Host-tokengate-refresh=fixed; Path=/; Secure",
@@ -572,6 +574,7 @@ async fn neighbours_apps_and_pages_cannot_fix_steal_or_bomb_the_session() {
     let reply = b.fetch(&format!("{app}/orders")).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.headers["cache-control"], "private, no-store");
+    assert!(!reply.headers.contains_key("cdn-cache-control") && !reply.headers.contains_key("surrogate-control"));
     assert!(
         reply
             .headers

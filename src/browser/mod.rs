@@ -36,8 +36,11 @@ const SHARED_REFRESH: Duration = Duration::from_secs(10);
 /// Distinct refresh tokens being spent at once, at most.
 const MAX_IN_FLIGHT: usize = 4096;
 
-/// One refresh's outcome, awaited by every request carrying its token.
-type RefreshCell = tokio::sync::OnceCell<Result<Arc<TokenResponse>, Arc<SessionError>>>;
+/// A refresh's outcome: the new pair, or why not.
+pub type RefreshOutcome = Result<Arc<TokenResponse>, Arc<SessionError>>;
+
+/// A refresh running in its own task, awaited by every request carrying its token.
+type Refreshing = futures_util::future::Shared<futures_util::future::BoxFuture<'static, RefreshOutcome>>;
 
 /// Browser sign-in: configuration, cookie signer, the provider client and
 /// the refreshes in flight.
@@ -52,8 +55,8 @@ pub struct Browser {
     /// New pairs by the SHA-256 of the refresh token they replaced, shared
     /// briefly (see [`SHARED_REFRESH`]).
     refreshed: moka::sync::Cache<[u8; 32], Arc<TokenResponse>>,
-    /// Refreshes running, one per refresh token.
-    in_flight: std::sync::Mutex<std::collections::HashMap<[u8; 32], Arc<RefreshCell>>>,
+    /// Refreshes running, one per refresh token (each removes itself).
+    in_flight: Arc<std::sync::Mutex<std::collections::HashMap<[u8; 32], Refreshing>>>,
     results: IntCounterVec,
     /// For the sign-out's check of an access cookie (kept off the request
     /// path's verification metrics).
@@ -86,7 +89,7 @@ impl Browser {
                 .max_capacity(100_000)
                 .time_to_live(SHARED_REFRESH)
                 .build(),
-            in_flight: std::sync::Mutex::default(),
+            in_flight: Arc::default(),
             results,
             verify: crate::auth::VerifyMetrics::new(&Registry::new())?,
             config,
@@ -120,7 +123,8 @@ impl Browser {
     /// Spends `refresh_token` once for every request that carries it at
     /// the same time (a page's parallel requests, tabs), sharing the new
     /// pair with them.
-    pub async fn refresh(&self, refresh_token: &str) -> Result<Arc<TokenResponse>, Arc<SessionError>> {
+    pub async fn refresh(&self, refresh_token: &str) -> RefreshOutcome {
+        use futures_util::FutureExt as _;
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, refresh_token.as_bytes());
         let mut key = [0u8; 32];
         key.copy_from_slice(digest.as_ref());
@@ -128,53 +132,52 @@ impl Browser {
             self.count("refresh_shared");
             return Ok(pair);
         }
-        let cell = {
+        let refreshing = {
             let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-            if in_flight.len() >= MAX_IN_FLIGHT && !in_flight.contains_key(&key) {
-                // Entries whose every caller went away are dropped.
-                in_flight.retain(|_, c| Arc::strong_count(c) > 1);
-                if in_flight.len() >= MAX_IN_FLIGHT {
-                    return Err(Arc::new(SessionError::Store(crate::session::store::StoreError::Busy)));
+            match in_flight.get(&key) {
+                Some(refreshing) => refreshing.clone(),
+                None => {
+                    if in_flight.len() >= MAX_IN_FLIGHT {
+                        return Err(Arc::new(SessionError::Store(crate::session::store::StoreError::Busy)));
+                    }
+                    // In a task of its own, awaited by every request that
+                    // carries the token: a request that goes away (an HTTP/2
+                    // reset) neither stops it nor makes another request
+                    // spend the token again; the new pair is kept for the
+                    // browser's next request.
+                    let sessions = self.sessions.clone();
+                    let refreshed = self.refreshed.clone();
+                    let results = self.results.clone();
+                    let in_flight_map = self.in_flight.clone();
+                    let token = refresh_token.to_owned();
+                    let task = tokio::spawn(async move {
+                        let result = sessions.refresh(&token).await.map(Arc::new).map_err(Arc::new);
+                        let label = match &result {
+                            Ok(_) => "refreshed",
+                            Err(e) if matches!(**e, SessionError::Store(_)) => "unavailable",
+                            Err(_) => "refresh_refused",
+                        };
+                        results.with_label_values(&[label]).inc();
+                        if let Ok(pair) = &result {
+                            refreshed.insert(key, pair.clone());
+                        }
+                        // After the pair is kept: a request from now on finds it there.
+                        in_flight_map.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+                        result
+                    });
+                    let refreshing = async move {
+                        task.await.unwrap_or_else(|_| {
+                            Err(Arc::new(SessionError::Store(crate::session::store::StoreError::Busy)))
+                        })
+                    }
+                    .boxed()
+                    .shared();
+                    in_flight.insert(key, refreshing.clone());
+                    refreshing
                 }
             }
-            in_flight.entry(key).or_default().clone()
         };
-        // One refresh per token however many requests carry it; if the
-        // caller running it goes away, the next waiter takes over.
-        let result = cell
-            .get_or_init(|| async {
-                // In a task of its own: a caller that goes away (an HTTP/2
-                // reset) must not leave the token spent and the new pair
-                // lost; the pair is cached for the browser's next request.
-                let sessions = self.sessions.clone();
-                let refreshed = self.refreshed.clone();
-                let results = self.results.clone();
-                let token = refresh_token.to_owned();
-                let task = tokio::spawn(async move {
-                    let result = sessions.refresh(&token).await.map(Arc::new).map_err(Arc::new);
-                    let label = match &result {
-                        Ok(_) => "refreshed",
-                        Err(e) if matches!(**e, SessionError::Store(_)) => "unavailable",
-                        Err(_) => "refresh_refused",
-                    };
-                    results.with_label_values(&[label]).inc();
-                    if let Ok(pair) = &result {
-                        refreshed.insert(key, pair.clone());
-                    }
-                    result
-                });
-                task.await
-                    .unwrap_or_else(|_| Err(Arc::new(SessionError::Store(crate::session::store::StoreError::Busy))))
-            })
-            .await
-            .clone();
-        {
-            let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-            if in_flight.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
-                in_flight.remove(&key);
-            }
-        }
-        result
+        refreshing.await
     }
 
     /// `Set-Cookie` values that hold `pair` (and the provider's ID token,
@@ -237,6 +240,9 @@ impl Browser {
             http::header::CACHE_CONTROL,
             HeaderValue::from_static("private, no-store"),
         );
+        // CDNs that obey their own header over Cache-Control.
+        headers.remove("cdn-cache-control");
+        headers.remove("surrogate-control");
         for cookie in cookies {
             headers.append(http::header::SET_COOKIE, cookie);
         }
