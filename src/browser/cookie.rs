@@ -88,8 +88,7 @@ impl Cookies {
             .iter()
             .flat_map(|h| h.as_bytes().split(|&b| b == b';'))
             .filter_map(|pair| {
-                let name = pair.trim_ascii().split(|&b| b == b'=').next()?;
-                let name = std::str::from_utf8(name).ok()?;
+                let name = std::str::from_utf8(name_of(pair.trim_ascii())).ok()?;
                 name.starts_with(&prefix).then(|| name.to_owned())
             })
             .collect()
@@ -144,6 +143,30 @@ fn single<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     std::str::from_utf8(value).ok()
 }
 
+/// The name of a `name=value` pair (all of it when there is no `=`).
+fn name_of(pair: &[u8]) -> &[u8] {
+    pair.split(|&b| b == b'=').next().unwrap_or(pair)
+}
+
+impl Cookies {
+    /// True for a pair (`name=value`, or a `Set-Cookie` value) whose name is ours.
+    pub fn names_ours(&self, pair: &[u8]) -> bool {
+        std::str::from_utf8(name_of(pair.trim_ascii())).is_ok_and(|n| self.is_ours(n.trim()))
+    }
+}
+
+/// True when the request's `Cookie` headers need rewriting for the app: one
+/// of ours is among them, or they are split over several headers.
+pub fn needs_stripping(headers: &HeaderMap, cookies: &Cookies) -> bool {
+    let mut values = headers.get_all(http::header::COOKIE).iter();
+    let Some(first) = values.next() else { return false };
+    values.next().is_some()
+        || first
+            .as_bytes()
+            .split(|&b| b == b';')
+            .any(|pair| cookies.names_ours(pair))
+}
+
 /// The `Cookie` header without tokengate's cookies, every `Cookie` header
 /// joined into one (HTTP/2 may split them; HTTP/1.1 must not, RFC 9113
 /// §8.2.3), read as bytes. `None` when nothing is left.
@@ -152,11 +175,7 @@ pub fn without_ours(headers: &HeaderMap, cookies: &Cookies) -> Option<HeaderValu
     for header in headers.get_all(http::header::COOKIE) {
         for pair in header.as_bytes().split(|&b| b == b';') {
             let pair = pair.trim_ascii();
-            if pair.is_empty() {
-                continue;
-            }
-            let name = pair.split(|&b| b == b'=').next().unwrap_or(pair);
-            if std::str::from_utf8(name).is_ok_and(|n| cookies.is_ours(n)) {
+            if pair.is_empty() || cookies.names_ours(pair) {
                 continue;
             }
             if !kept.is_empty() {
@@ -237,5 +256,10 @@ mod tests {
         let kept = without_ours(&h, &c).unwrap();
         assert_eq!(kept.as_bytes(), b"a=1; b=2; x=\xc3\xa9");
         assert_eq!(without_ours(&headers(&["__Host-tokengate-id=i"]), &c), None);
+        // Left alone (no rewrite, no allocation) unless there is work.
+        assert!(!needs_stripping(&headers(&["a=1; b=2"]), &c));
+        assert!(!needs_stripping(&HeaderMap::new(), &c));
+        assert!(needs_stripping(&headers(&["a=1", "b=2"]), &c));
+        assert!(needs_stripping(&headers(&["a=1; tokengate-refresh=r"]), &c));
     }
 }

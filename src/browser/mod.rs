@@ -207,7 +207,8 @@ impl Browser {
     /// app: the tokens are ours, and would otherwise reach the app's logs.
     /// The rest stays, joined into one header.
     pub fn strip_cookies(&self, headers: &mut HeaderMap) {
-        if !headers.contains_key(http::header::COOKIE) {
+        // Most requests carry no cookie of ours in one header: nothing to do.
+        if !cookie::needs_stripping(headers, &self.cookies) {
             return;
         }
         let kept = cookie::without_ours(headers, &self.cookies);
@@ -222,15 +223,15 @@ impl Browser {
     /// `cookies`, makes the response uncacheable: a shared cache must never
     /// hand one user's tokens to another.
     pub fn finish_response(&self, headers: &mut HeaderMap, cookies: Vec<HeaderValue>) {
-        if headers.contains_key(http::header::SET_COOKIE) {
+        let names_ours = |v: &HeaderValue| {
+            self.cookies
+                .names_ours(v.as_bytes().split(|&b| b == b';').next().unwrap_or_default())
+        };
+        if headers.get_all(http::header::SET_COOKIE).iter().any(names_ours) {
             let theirs: Vec<HeaderValue> = headers.get_all(http::header::SET_COOKIE).iter().cloned().collect();
             headers.remove(http::header::SET_COOKIE);
-            for value in theirs {
-                let name = value.as_bytes().split(|&b| b == b'=').next().unwrap_or_default();
-                let ours = std::str::from_utf8(name).is_ok_and(|n| self.cookies.is_ours(n.trim()));
-                if !ours {
-                    headers.append(http::header::SET_COOKIE, value);
-                }
+            for value in theirs.into_iter().filter(|v| !names_ours(v)) {
+                headers.append(http::header::SET_COOKIE, value);
             }
         }
         if cookies.is_empty() {

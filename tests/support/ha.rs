@@ -118,3 +118,27 @@ pub async fn wait_ready(proxy: &TestProxy) -> bool {
     .await
     .is_some()
 }
+
+/// Every revocation in `acknowledged` is in the set of the master at
+/// `master`, and every one of `sidecars` refuses a token carrying it.
+pub async fn assert_every_acknowledged_kept(master: u16, acknowledged: &[String], sidecars: &[&TestProxy]) {
+    for jti in acknowledged {
+        let held = super::redis::cli_at(master, &["ZSCORE", "{tokengate}:revoked:jti", jti]);
+        assert!(!held.trim().is_empty(), "{jti} was acknowledged and lost");
+    }
+    for p in sidecars {
+        let all = wait_until(DEADLINE, || async {
+            for jti in acknowledged {
+                if status(p, &token_with_jti(jti)).await != 401 {
+                    return false;
+                }
+            }
+            true
+        })
+        .await;
+        assert!(
+            all.is_some(),
+            "a sidecar does not enforce every acknowledged revocation"
+        );
+    }
+}
